@@ -1,0 +1,28 @@
+/**
+ * One error class with string codes, so callers branch on `code` and logs stay greppable.
+ * Expected outcomes (a duplicate, a rejected payload) are results, not errors; these are for failures.
+ */
+export const ERROR_CODES = {
+  ERR_CONFIG_INVALID: 'configuration is invalid',
+  ERR_LOG_CLOSED: 'the event log is closed',
+  ERR_LOG_APPEND_FAILED: 'the event log could not append',
+  ERR_LOG_CORRUPT: 'the event log failed its integrity check',
+  ERR_QUERY_INVALID: 'a query parameter is invalid',
+  ERR_NOT_FOUND: 'not found',
+  ERR_BROKER_UNREACHABLE: 'the MQTT broker cannot be reached',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class FleetlogError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FleetlogError';
+    this.code = code;
+  }
+}
+
+export function isFleetlogError(err: unknown, code?: ErrorCode): err is FleetlogError {
+  return err instanceof FleetlogError && (code === undefined || err.code === code);
+}

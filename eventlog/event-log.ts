@@ -1,0 +1,80 @@
+import type { EventType, NewEvent, StoredEvent } from '../core/event.js';
+
+/** What happened to one event of an append batch, in the batch's order. */
+export type AppendOutcome =
+  | { status: 'appended'; seq: number; version: number }
+  /** The id was already in the log (or earlier in the same batch): nothing was written. */
+  | { status: 'duplicate'; seq: number };
+
+/** A position in one device's time-ordered history: resume strictly after it. */
+export interface TimeCursor {
+  time: number;
+  seq: number;
+}
+
+export interface ReadAllOptions {
+  /** Return events with `seq` greater than this (0 = from the start). */
+  after: number;
+  /** At most this many events. */
+  limit: number;
+}
+
+export interface ReadStreamOptions {
+  /** First `version` to return (1 = from the start). */
+  fromVersion: number;
+  limit: number;
+}
+
+export interface ReadStreamByTimeOptions {
+  /** Inclusive lower bound on event time, epoch ms. */
+  from?: number;
+  /** Exclusive upper bound on event time, epoch ms. */
+  to?: number;
+  /** Only these event types. */
+  types?: readonly EventType[];
+  /** Resume after this cursor (the `next` of a previous page). */
+  after?: TimeCursor;
+  limit: number;
+}
+
+export interface TimePage {
+  /** Ordered by event time, then `seq`. */
+  events: StoredEvent[];
+  /** Set when more events may follow: pass it as `after`. */
+  next?: TimeCursor;
+}
+
+export type TailListener = (events: readonly StoredEvent[]) => void;
+
+/** Counters a backend exposes for /metrics. */
+export interface EventLogStats {
+  lastSeq: number;
+  /** Commits (transactions made durable) since open. */
+  commits: number;
+}
+
+/**
+ * The write side's one dependency: an append-only, sequenced, durable log of device events.
+ * Every backend passes `test/contracts/event-log.contract.ts`.
+ */
+export interface EventLog {
+  /**
+   * Appends a batch. Resolves only once every appended event is durable; positions are assigned in call
+   * order, so two appends made one after the other keep their order even while both are pending.
+   * Rejects (ERR_LOG_APPEND_FAILED) when nothing of the batch was made durable.
+   */
+  append(events: readonly NewEvent[]): Promise<AppendOutcome[]>;
+  /** Events in global order. */
+  readAll(options: ReadAllOptions): Promise<StoredEvent[]>;
+  /** One device's events in version order. */
+  readStream(deviceId: string, options: ReadStreamOptions): Promise<StoredEvent[]>;
+  /** One device's events in event-time order, within a time range, one page at a time. */
+  readStreamByTime(deviceId: string, options: ReadStreamByTimeOptions): Promise<TimePage>;
+  /** Called with each batch of newly durable events, in `seq` order. Returns an unsubscribe function. */
+  subscribe(listener: TailListener): () => void;
+  /** The highest `seq` in the log (0 when empty). */
+  lastSeq(): Promise<number>;
+  stats(): EventLogStats;
+  /** Waits for pending appends, then releases the storage. Later appends reject with ERR_LOG_CLOSED. */
+  close(): Promise<void>;
+}

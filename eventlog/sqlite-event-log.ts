@@ -1,0 +1,336 @@
+import { mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { NewEvent, StoredEvent } from '../core/event.js';
+import { FleetlogError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { AppendOutcome, EventLog, TailListener, TimePage } from './event-log.js';
+import { SCHEMA, type EventRow } from './sqlite-schema.js';
+import { afterCursor, byTimeThenSeq } from './time-order.js';
+import { createWalSyncer } from './wal-syncer.js';
+
+export interface SqliteEventLogOptions {
+  /** Directory that holds `events.db`; created if missing. */
+  dataDir: string;
+  /** Most events written in one transaction (one group commit). */
+  maxBatchEvents?: number;
+  /** Build the per-device and per-id indexes once this many events wait in the tail. */
+  indexBatchEvents?: number;
+  /** ...or after this many milliseconds, whichever comes first. */
+  indexIntervalMs?: number;
+  /** Checkpoint the WAL into the database once it exceeds this many bytes. */
+  checkpointBytes?: number;
+  logger: Logger;
+  /** Called after each durable commit: for metrics. */
+  onCommit?: (events: number, durationMs: number) => void;
+}
+
+interface Pending {
+  events: readonly NewEvent[];
+  resolve: (outcomes: AppendOutcome[]) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Device {
+  key: number;
+  id: string;
+  lastVersion: number;
+}
+
+/** Opens (creating or recovering) the SQLite event log. WAL recovery after a crash is SQLite's own. */
+export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
+  const { logger } = options;
+  const maxBatch = options.maxBatchEvents ?? 20_000;
+  const indexBatch = options.indexBatchEvents ?? 50_000;
+  const indexIntervalMs = options.indexIntervalMs ?? 500;
+  const checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024;
+
+  mkdirSync(options.dataDir, { recursive: true });
+  const file = path.join(options.dataDir, 'events.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF'); // durability comes from WalSyncer, off the event loop
+  db.pragma('wal_autocheckpoint = 0'); // checkpoints are ours, under synchronous=NORMAL
+  db.pragma('cache_size = -65536'); // 64 MiB
+  db.exec(SCHEMA);
+  const wal = createWalSyncer(`${file}-wal`);
+
+  const q = {
+    insertEvent: db.prepare(
+      'INSERT INTO events (seq, device_key, version, id, type, time, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    insertDevice: db.prepare('INSERT INTO devices (device_id, last_version) VALUES (?, 0) RETURNING device_key'),
+    findIds: db
+      .prepare('SELECT id, seq FROM id_index WHERE id IN (SELECT value FROM json_each(?))')
+      .raw(true) as Database.Statement<[string], [string, number]>,
+    insertId: db.prepare('INSERT OR IGNORE INTO id_index (id, seq) VALUES (?, ?)'),
+    insertStream: db.prepare('INSERT OR IGNORE INTO stream_index (device_key, version, seq) VALUES (?, ?, ?)'),
+    insertTime: db.prepare('INSERT OR IGNORE INTO time_index (device_key, time, seq) VALUES (?, ?, ?)'),
+    setDeviceVersion: db.prepare('UPDATE devices SET last_version = ? WHERE device_key = ?'),
+    setIndexedThrough: db.prepare("UPDATE meta SET value = ? WHERE key = 'indexed_through'"),
+    readAll: db.prepare('SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
+    readStream: db.prepare(
+      `SELECT e.* FROM stream_index s JOIN events e ON e.seq = s.seq
+       WHERE s.device_key = ? AND s.version >= ? ORDER BY s.version LIMIT ?`,
+    ),
+    readByTime: db.prepare(
+      `SELECT e.* FROM time_index t JOIN events e ON e.seq = t.seq
+       WHERE t.device_key = ? AND t.time >= ? AND t.time < ? AND (t.time, t.seq) > (?, ?)
+         AND (? IS NULL OR e.type IN (SELECT value FROM json_each(?)))
+       ORDER BY t.time, t.seq LIMIT ?`,
+    ),
+  };
+
+  // In-memory state, rebuilt on open: devices, the durable tail not yet indexed, and its ids (the dedup window).
+  const devicesById = new Map<string, Device>();
+  const devicesByKey = new Map<number, Device>();
+  for (const row of db.prepare('SELECT device_key, device_id, last_version FROM devices').all() as {
+    device_key: number;
+    device_id: string;
+    last_version: number;
+  }[]) {
+    const device = { key: row.device_key, id: row.device_id, lastVersion: row.last_version };
+    devicesById.set(device.id, device);
+    devicesByKey.set(device.key, device);
+  }
+  let indexedThrough = (db.prepare("SELECT value FROM meta WHERE key = 'indexed_through'").pluck().get() as number) ?? 0;
+  const tail: StoredEvent[] = [];
+  const tailByDevice = new Map<string, StoredEvent[]>();
+  const tailIds = new Map<string, number>();
+  for (const row of db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq').iterate(indexedThrough)) {
+    const event = toEvent(row as EventRow);
+    const device = devicesByKey.get((row as EventRow).device_key);
+    if (device) device.lastVersion = Math.max(device.lastVersion, event.version);
+    addToTail(event);
+  }
+  let lastSeq = tail.at(-1)?.seq ?? indexedThrough;
+  let durableSeq = lastSeq;
+  if (tail.length > 0) logger.info({ tail: tail.length, lastSeq }, 'event log reopened with an unindexed tail');
+
+  const listeners = new Set<TailListener>();
+  let pending: Pending[] = [];
+  let flushing: Promise<void> | undefined;
+  let closed = false;
+  let commits = 0;
+  let indexTimer: NodeJS.Timeout | undefined;
+
+  function toEvent(row: EventRow): StoredEvent {
+    const device = devicesByKey.get(row.device_key);
+    return {
+      seq: row.seq,
+      version: row.version,
+      id: row.id,
+      deviceId: device?.id ?? `#${row.device_key}`,
+      type: row.type,
+      time: row.time,
+      receivedAt: row.received_at,
+      data: JSON.parse(row.data) as unknown,
+    } as StoredEvent;
+  }
+
+  function addToTail(event: StoredEvent): void {
+    tail.push(event);
+    tailIds.set(event.id, event.seq);
+    let list = tailByDevice.get(event.deviceId);
+    if (!list) tailByDevice.set(event.deviceId, (list = []));
+    list.push(event);
+  }
+
+  /** Writes one group of appends as one transaction. Throws with the in-memory state unchanged. */
+  const writeBatch = db.transaction((requests: Pending[]): { outcomes: AppendOutcome[][]; written: StoredEvent[] } => {
+    const known = new Map<string, number>();
+    const unknownIds: string[] = [];
+    for (const r of requests) for (const e of r.events) if (!tailIds.has(e.id)) unknownIds.push(e.id);
+    if (unknownIds.length > 0) for (const [id, seq] of q.findIds.iterate(JSON.stringify(unknownIds))) known.set(id, seq);
+
+    let seq = lastSeq;
+    const versions = new Map<Device, number>();
+    const created = new Map<string, Device>();
+    const written: StoredEvent[] = [];
+    const outcomes = requests.map((r) =>
+      r.events.map((e): AppendOutcome => {
+        const existing = tailIds.get(e.id) ?? known.get(e.id);
+        if (existing !== undefined) return { status: 'duplicate', seq: existing };
+        let device = devicesById.get(e.deviceId) ?? created.get(e.deviceId);
+        if (!device) {
+          const key = (q.insertDevice.get(e.deviceId) as { device_key: number }).device_key;
+          device = { key, id: e.deviceId, lastVersion: 0 };
+          created.set(e.deviceId, device);
+        }
+        const version = (versions.get(device) ?? device.lastVersion) + 1;
+        versions.set(device, version);
+        seq++;
+        q.insertEvent.run(seq, device.key, version, e.id, e.type, e.time, e.receivedAt, JSON.stringify(e.data));
+        known.set(e.id, seq);
+        written.push({ ...e, seq, version } as StoredEvent);
+        return { status: 'appended', seq, version };
+      }),
+    );
+    // Committed: only now touch the in-memory state.
+    lastSeq = seq;
+    for (const [device, version] of versions) {
+      device.lastVersion = version;
+      devicesById.set(device.id, device);
+      devicesByKey.set(device.key, device);
+    }
+    return { outcomes, written };
+  });
+
+  async function flushLoop(): Promise<void> {
+    while (pending.length > 0) {
+      const started = performance.now();
+      const take: Pending[] = [];
+      let count = 0;
+      while (pending.length > 0 && (count === 0 || count + (pending[0]?.events.length ?? 0) <= maxBatch)) {
+        const next = pending.shift() as Pending;
+        take.push(next);
+        count += next.events.length;
+      }
+      let result: ReturnType<typeof writeBatch>;
+      try {
+        result = writeBatch(take);
+      } catch (err) {
+        logger.error({ err, events: count }, 'event log append failed');
+        const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', `append failed: ${String(err)}`, { cause: err });
+        for (const r of take) r.reject(failure);
+        continue;
+      }
+      try {
+        if (result.written.length > 0) await wal.sync();
+      } catch (err) {
+        // The rows are in SQLite but may not be on disk: no caller is told they are durable.
+        // Resent messages carry the same ids, so a retry is a no-op once the disk recovers.
+        logger.error({ err, events: count }, 'event log fsync failed');
+        const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', `fsync failed: ${String(err)}`, { cause: err });
+        for (const r of take) r.reject(failure);
+        continue;
+      }
+      for (const event of result.written) addToTail(event);
+      if (result.written.length > 0) {
+        durableSeq = lastSeq;
+        commits++;
+        options.onCommit?.(result.written.length, performance.now() - started);
+      }
+      take.forEach((r, i) => r.resolve(result.outcomes[i] ?? []));
+      if (result.written.length > 0) for (const listener of listeners) listener(result.written);
+      if (tail.length >= indexBatch) indexTail();
+      else if (tail.length > 0 && !indexTimer) indexTimer = setTimeout(indexTail, indexIntervalMs).unref();
+    }
+  }
+
+  /** Moves the tail into the per-device and per-id indexes: one transaction, not fsync'd (it is derived data). */
+  function indexTail(): void {
+    clearTimeout(indexTimer);
+    indexTimer = undefined;
+    if (tail.length === 0 || closed) return;
+    const batch = tail.splice(0, tail.length);
+    const touched = new Map<Device, number>();
+    db.transaction(() => {
+      for (const e of batch) {
+        const device = devicesById.get(e.deviceId) as Device;
+        q.insertId.run(e.id, e.seq);
+        q.insertStream.run(device.key, e.version, e.seq);
+        q.insertTime.run(device.key, e.time, e.seq);
+        touched.set(device, e.version);
+      }
+      for (const [device, version] of touched) q.setDeviceVersion.run(version, device.key);
+      q.setIndexedThrough.run(batch.at(-1)?.seq ?? indexedThrough);
+    })();
+    indexedThrough = batch.at(-1)?.seq ?? indexedThrough;
+    tailIds.clear();
+    tailByDevice.clear();
+    maybeCheckpoint();
+  }
+
+  function maybeCheckpoint(): void {
+    // Never a PASSIVE checkpoint here: under synchronous=OFF it would copy frames without an fsync.
+    let walBytes = 0;
+    try {
+      walBytes = statSync(`${file}-wal`).size;
+    } catch {
+      return;
+    }
+    if (walBytes < checkpointBytes) return;
+    // NORMAL makes SQLite fsync the database before the WAL can be reused; see WalSyncer.
+    db.pragma('synchronous = NORMAL');
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      db.pragma('synchronous = OFF');
+    }
+  }
+
+  function schedule(): void {
+    flushing ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(flushLoop)
+      .finally(() => {
+        flushing = undefined;
+        if (pending.length > 0) schedule();
+      });
+  }
+
+  function deviceKey(deviceId: string): number | undefined {
+    return devicesById.get(deviceId)?.key;
+  }
+
+  return {
+    append(events) {
+      if (closed) return Promise.reject(new FleetlogError('ERR_LOG_CLOSED', 'append after close'));
+      if (events.length === 0) return Promise.resolve([]);
+      return new Promise<AppendOutcome[]>((resolve, reject) => {
+        pending.push({ events, resolve, reject });
+        schedule();
+      });
+    },
+    readAll({ after, limit }) {
+      return Promise.resolve((q.readAll.all(after, durableSeq, limit) as EventRow[]).map(toEvent));
+    },
+    readStream(deviceId, { fromVersion, limit }) {
+      const key = deviceKey(deviceId);
+      if (key === undefined) return Promise.resolve([]);
+      const indexed = (q.readStream.all(key, fromVersion, limit) as EventRow[]).map(toEvent);
+      const fromTail = (tailByDevice.get(deviceId) ?? []).filter((e) => e.version >= fromVersion);
+      return Promise.resolve([...indexed, ...fromTail].slice(0, limit));
+    },
+    readStreamByTime(deviceId, { from, to, types, after, limit }): Promise<TimePage> {
+      const key = deviceKey(deviceId);
+      if (key === undefined) return Promise.resolve({ events: [] });
+      const lo = from ?? Number.MIN_SAFE_INTEGER;
+      const hi = to ?? Number.MAX_SAFE_INTEGER;
+      const cursor = after ?? { time: Number.MIN_SAFE_INTEGER, seq: 0 };
+      const typeJson = types ? JSON.stringify(types) : null;
+      const indexed = (q.readByTime.all(key, lo, hi, cursor.time, cursor.seq, typeJson, typeJson, limit + 1) as EventRow[]).map(
+        toEvent,
+      );
+      const fromTail = (tailByDevice.get(deviceId) ?? []).filter(
+        (e) => e.time >= lo && e.time < hi && afterCursor(e, cursor) && (!types || types.includes(e.type)),
+      );
+      const merged = fromTail.length > 0 ? [...indexed, ...fromTail].sort(byTimeThenSeq) : indexed;
+      const page = merged.slice(0, limit);
+      const last = page.at(-1);
+      return Promise.resolve(merged.length > limit && last ? { events: page, next: { time: last.time, seq: last.seq } } : { events: page });
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    lastSeq() {
+      return Promise.resolve(durableSeq);
+    },
+    stats() {
+      return { lastSeq: durableSeq, commits };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      while (flushing) await flushing;
+      pending = [];
+      clearTimeout(indexTimer);
+      listeners.clear();
+      await wal.close();
+      // Closing checkpoints the WAL into the database and deletes it: that checkpoint must fsync.
+      db.pragma('synchronous = NORMAL');
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import type { NewEvent } from '../core/event.js';
+import { parseTopic, type DeviceTopic } from '../core/topics.js';
+
+/** Why a message was turned away; stored with its dead letter and counted per reason in /metrics. */
+export type RejectReason =
+  | 'unknown_topic'
+  | 'invalid_device_id'
+  | 'payload_too_large'
+  | 'invalid_encoding'
+  | 'invalid_json'
+  | 'invalid_shape'
+  | 'non_finite_number'
+  | 'invalid_time'
+  | 'invalid_seq'
+  | 'no_metrics'
+  | 'invalid_status';
+
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'unknown_topic',
+  'invalid_device_id',
+  'payload_too_large',
+  'invalid_encoding',
+  'invalid_json',
+  'invalid_shape',
+  'non_finite_number',
+  'invalid_time',
+  'invalid_seq',
+  'no_metrics',
+  'invalid_status',
+];
+
+export type ParseResult =
+  | { kind: 'event'; event: NewEvent }
+  | { kind: 'rejected'; reason: RejectReason; detail: string; deviceId?: string }
+  | { kind: 'passthrough' };
+
+export interface ParseOptions {
+  /** Largest accepted payload, bytes. */
+  maxPayloadBytes: number;
+  /** Ingest time, epoch ms. */
+  receivedAt: number;
+}
+
+/** Event times outside 2000-01-01..2100-01-01 are almost always seconds sent as milliseconds, or garbage. */
+const MIN_TIME = Date.UTC(2000, 0, 1);
+const MAX_TIME = Date.UTC(2100, 0, 1);
+const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+class Rejection {
+  constructor(
+    readonly reason: RejectReason,
+    readonly detail: string,
+  ) {}
+}
+
+/**
+ * Turns one MQTT publish into an event, a rejection with a reason, or "not ours" (passthrough).
+ * Never throws: every failure is a value, because bad input from a device must never reach the event loop.
+ */
+export function parseMessage(topic: string, payload: Buffer, options: ParseOptions): ParseResult {
+  const match = parseTopic(topic);
+  if (match.match === 'passthrough') return { kind: 'passthrough' };
+  if (match.match === 'invalid') return { kind: 'rejected', reason: match.reason, detail: match.detail };
+  const deviceTopic = match.topic;
+  try {
+    if (payload.length > options.maxPayloadBytes) {
+      throw new Rejection(
+        'payload_too_large',
+        `payload is ${payload.length} bytes; the limit is ${options.maxPayloadBytes}`,
+      );
+    }
+    let text: string;
+    try {
+      text = utf8.decode(payload);
+    } catch {
+      throw new Rejection('invalid_encoding', 'payload is not valid UTF-8');
+    }
+    return { kind: 'event', event: toEvent(deviceTopic, text, options.receivedAt) };
+  } catch (err) {
+    if (err instanceof Rejection) {
+      return { kind: 'rejected', reason: err.reason, detail: err.detail, deviceId: deviceTopic.deviceId };
+    }
+    // A bug in the parser must still not crash ingest; keep the message as a dead letter.
+    return { kind: 'rejected', reason: 'invalid_shape', detail: String(err), deviceId: deviceTopic.deviceId };
+  }
+}
+
+function toEvent(topic: DeviceTopic, text: string, receivedAt: number): NewEvent {
+  const { deviceId } = topic;
+  if (topic.kind === 'status') {
+    const status = text.trim();
+    if (status !== 'online' && status !== 'offline') {
+      throw new Rejection('invalid_status', 'status payload must be "online" or "offline"');
+    }
+    const base = { id: randomUUID(), deviceId, time: receivedAt, receivedAt };
+    return status === 'online'
+      ? { ...base, type: 'DeviceConnected', data: { source: 'status' } }
+      : { ...base, type: 'DeviceDisconnected', data: { source: 'status', reason: 'status' } };
+  }
+
+  const body = topic.kind === 'event' && text.trim() === '' ? {} : parseObject(text);
+  const time = body.ts === undefined ? receivedAt : parseTime(body.ts);
+  const seq = body.seq === undefined ? undefined : parseSeq(body.seq);
+  const id = seq === undefined ? randomUUID() : `${deviceId}:${seq}`;
+  const base = { id, deviceId, time, receivedAt };
+
+  switch (topic.kind) {
+    case 'telemetry':
+      return { ...base, type: 'TelemetryRecorded', data: { metrics: parseMetrics(body) } };
+    case 'state': {
+      const state = isWrapped(body, 'state') ? asObject(body.state, 'state') : withoutEnvelope(body);
+      if (Object.keys(state).length === 0) throw new Rejection('invalid_shape', 'state report has no attributes');
+      return { ...base, type: 'StateReported', data: { state } };
+    }
+    case 'event': {
+      const data = isWrapped(body, 'data') ? asObject(body.data, 'data') : withoutEnvelope(body);
+      return { ...base, type: 'DeviceEventReported', data: { name: topic.name, data } };
+    }
+  }
+}
+
+type JsonObject = Record<string, unknown>;
+
+function parseObject(text: string): JsonObject {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    // RangeError here means nesting deep enough to exhaust the stack; still just bad input.
+    throw new Rejection('invalid_json', err instanceof SyntaxError ? err.message : 'payload is not parseable JSON');
+  }
+  return asObject(value, 'payload');
+}
+
+function asObject(value: unknown, what: string): JsonObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Rejection('invalid_shape', `${what} must be a JSON object`);
+  }
+  return value as JsonObject;
+}
+
+/** `{"ts","seq","state":{…}}`: the wrapper holds only the envelope keys and the one payload key. */
+function isWrapped(body: JsonObject, key: string): boolean {
+  return Object.keys(body).every((k) => k === key || k === 'ts' || k === 'seq') && key in body;
+}
+
+function withoutEnvelope(body: JsonObject): JsonObject {
+  return Object.fromEntries(Object.entries(body).filter(([k]) => k !== 'ts' && k !== 'seq'));
+}
+
+function parseMetrics(body: JsonObject): Record<string, number> {
+  const wrapped = isWrapped(body, 'metrics');
+  const source = wrapped ? asObject(body.metrics, 'metrics') : withoutEnvelope(body);
+  const entries = Object.entries(source);
+  if (entries.length === 0) throw new Rejection('no_metrics', 'telemetry has no metrics');
+  for (const [name, value] of entries) {
+    if (!METRIC_NAME.test(name)) {
+      throw new Rejection('invalid_shape', `metric name ${JSON.stringify(name.slice(0, 80))} is not a valid name`);
+    }
+    if (typeof value !== 'number') {
+      throw new Rejection('invalid_shape', `metric ${name} must be a number, got ${value === null ? 'null' : typeof value}`);
+    }
+    // JSON has no NaN/Infinity literals, but 1e999 parses to Infinity.
+    if (!Number.isFinite(value)) throw new Rejection('non_finite_number', `metric ${name} is not a finite number`);
+  }
+  // fromEntries defines own properties, so a metric called "__proto__" cannot touch a prototype.
+  return Object.fromEntries(entries) as Record<string, number>;
+}
+
+function parseTime(ts: unknown): number {
+  let time: number;
+  if (typeof ts === 'number') time = ts;
+  else if (typeof ts === 'string') time = Date.parse(ts);
+  else throw new Rejection('invalid_time', 'ts must be epoch milliseconds or an ISO 8601 string');
+  if (!Number.isFinite(time)) throw new Rejection('invalid_time', 'ts is not a valid time');
+  if (time < MIN_TIME || time >= MAX_TIME) {
+    const hint = typeof ts === 'number' && ts > 1e8 && ts < 1e11 ? ' (it looks like seconds; send milliseconds)' : '';
+    throw new Rejection('invalid_time', `ts must fall between 2000 and 2100${hint}`);
+  }
+  return Math.round(time);
+}
+
+function parseSeq(seq: unknown): number {
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
+    throw new Rejection('invalid_seq', 'seq must be a non-negative integer');
+  }
+  return seq;
+}

@@ -1,0 +1,57 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../core/logger.js';
+import type { EventLog } from '../eventlog/event-log.js';
+import { createSqliteEventLog, type SqliteEventLogOptions } from '../eventlog/sqlite-event-log.js';
+import { eventLogContract, telemetry } from './contracts/event-log.contract.js';
+
+const dirs = new WeakMap<EventLog, string>();
+function open(dataDir: string, extra: Partial<SqliteEventLogOptions> = {}): EventLog {
+  const log = createSqliteEventLog({ dataDir, logger: silentLogger(), ...extra });
+  dirs.set(log, dataDir);
+  return log;
+}
+
+eventLogContract({
+  name: 'sqlite',
+  open: () => Promise.resolve(open(mkdtempSync(path.join(tmpdir(), 'fleetlog-log-')))),
+  reopen: async (log) => {
+    await log.close();
+    return open(dirs.get(log) as string);
+  },
+});
+
+// Index-less tail vs indexed history: the same contract must hold on both sides of the indexer.
+eventLogContract({
+  name: 'sqlite, indexing every event',
+  open: () => Promise.resolve(open(mkdtempSync(path.join(tmpdir(), 'fleetlog-log-')), { indexBatchEvents: 1 })),
+  reopen: async (log) => {
+    await log.close();
+    return open(dirs.get(log) as string, { indexBatchEvents: 1 });
+  },
+});
+
+describe('sqlite event log', () => {
+  it('reads across the indexed part and the unindexed tail as one stream', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-log-'));
+    const log = open(dir, { indexBatchEvents: 4 });
+    await log.append([1, 2, 3, 4].map((n) => telemetry('a', n))); // indexed
+    await log.append([5, 6].map((n) => telemetry('a', n))); // tail
+    await log.append([telemetry('a', 2)]); // duplicate of an indexed id
+    const stream = await log.readStream('a', { fromVersion: 3, limit: 10 });
+    expect(stream.map((e) => e.version)).toEqual([3, 4, 5, 6]);
+    const page = await log.readStreamByTime('a', { limit: 10 });
+    expect(page.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    await log.close();
+  });
+
+  it('shares one transaction between appends made in the same tick (group commit)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-log-'));
+    const log = open(dir);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => log.append([telemetry(`d${i % 20}`, i)])));
+    expect(log.stats()).toEqual({ lastSeq: 200, commits: 1 });
+    await log.close();
+  });
+});
