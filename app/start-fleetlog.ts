@@ -1,0 +1,93 @@
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { createMetrics, type Metrics } from '../core/metrics.js';
+import type { EventLog } from '../eventlog/event-log.js';
+import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
+import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
+import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../ingest/embedded-broker.js';
+import { createIngester } from '../ingest/ingester.js';
+import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
+import { createPresenceTracker } from '../ingest/presence-tracker.js';
+import { createSqliteDeadLetterStore } from '../ingest/sqlite-dead-letter-store.js';
+import { createHttpServer } from '../query/http-server.js';
+
+export type ServerConfig = Pick<Config, 'dataDir' | 'host' | 'mqttPort' | 'httpPort' | 'maxPayloadBytes' | 'eventLog'>;
+
+export interface RunningFleetlog {
+  log: EventLog;
+  deadLetters: DeadLetterStore;
+  broker: EmbeddedBroker;
+  metrics: Metrics;
+  /** Where things listen, with the ports actually bound. */
+  mqttUrl: string;
+  httpUrl: string;
+  wsUrl: string;
+  /** Broker first (no new messages, clients recorded offline), then the HTTP server, then the stores. */
+  close(): Promise<void>;
+}
+
+export interface StartDeps {
+  logger: Logger;
+  /** Replaces the configured event log (tests inject a failing or in-memory one). */
+  log?: EventLog;
+  metrics?: Metrics;
+}
+
+/** Starts broker + ingest + HTTP API against the configured event log: what `fleetlog serve` runs. */
+export async function startFleetlog(config: ServerConfig, deps: StartDeps): Promise<RunningFleetlog> {
+  const { logger } = deps;
+  const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
+  const log =
+    deps.log ??
+    (config.eventLog === 'memory'
+      ? createMemoryEventLog()
+      : createSqliteEventLog({
+          dataDir: config.dataDir,
+          logger: logger.child({ component: 'eventlog' }),
+          onCommit: (events, ms) => {
+            metrics.appendBatchSize.observe(events);
+            metrics.appendLatency.observe(ms / 1000);
+          },
+        }));
+  const deadLetters =
+    config.eventLog === 'memory' ? createMemoryDeadLetterStore() : createSqliteDeadLetterStore(config.dataDir);
+  const presence = createPresenceTracker({ log, logger: logger.child({ component: 'presence' }) });
+  const ingester = createIngester({
+    log,
+    deadLetters,
+    presence,
+    metrics,
+    logger: logger.child({ component: 'ingest' }),
+    maxPayloadBytes: config.maxPayloadBytes,
+  });
+  const broker = await startEmbeddedBroker({ host: config.host, port: config.mqttPort, ingester, presence, metrics, logger });
+  const http = createHttpServer({
+    log,
+    deadLetters,
+    metrics,
+    logger,
+    health: () => ({ mqtt: { clients: broker.aedes.connectedClients, devicesOnline: presence.online().length } }),
+  });
+  broker.attachWebSocket(http.server);
+  await http.listen({ host: config.host, port: config.httpPort });
+  const httpPort = (http.server.address() as AddressInfo).port;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+
+  return {
+    log,
+    deadLetters,
+    broker,
+    metrics,
+    mqttUrl: `mqtt://${shownHost}:${broker.port}`,
+    httpUrl: `http://${shownHost}:${httpPort}`,
+    wsUrl: `ws://${shownHost}:${httpPort}/mqtt`,
+    async close() {
+      await broker.close();
+      await http.close();
+      await log.close();
+      await deadLetters.close();
+    },
+  };
+}

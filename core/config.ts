@@ -1,0 +1,115 @@
+import { FleetlogError } from './errors.js';
+
+/**
+ * Every setting in one catalog: one flag, one FLEETLOG_* variable, one default. The CLI builds its options
+ * from this list, and a test checks that the README's settings table matches it.
+ */
+export interface Config {
+  /** Where the event log and dead letters live. */
+  dataDir: string;
+  /** Address the MQTT and HTTP listeners bind to. */
+  host: string;
+  /** MQTT over TCP. */
+  mqttPort: number;
+  /** HTTP API, /metrics, and MQTT over WebSocket at /mqtt. */
+  httpPort: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Largest accepted device payload, bytes. */
+  maxPayloadBytes: number;
+  /** Event log backend. */
+  eventLog: 'sqlite' | 'memory';
+  /** Broker URL for the client commands (simulate, subscribe). */
+  mqttUrl: string;
+  /** API URL for the client commands (history, dead-letters). */
+  apiUrl: string;
+}
+
+export type SettingKey = keyof Config;
+
+export interface Setting<K extends SettingKey = SettingKey> {
+  key: K;
+  flag: string;
+  env: string;
+  default: Config[K];
+  description: string;
+  parse: (raw: string) => Config[K] | { error: string };
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function port(raw: string): number | { error: string } {
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : { error: `must be a port number 0-65535, got "${raw}"` };
+}
+
+function positiveInt(raw: string): number | { error: string } {
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n > 0 ? n : { error: `must be a positive integer, got "${raw}"` };
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: string): T | { error: string } =>
+    (values as readonly string[]).includes(raw) ? (raw as T) : { error: `must be one of ${values.join(', ')}, got "${raw}"` };
+}
+
+function url(protocols: string[]) {
+  return (raw: string): string | { error: string } => {
+    try {
+      const u = new URL(raw);
+      return protocols.includes(u.protocol) ? raw : { error: `must be a ${protocols.join(' or ')} URL, got "${raw}"` };
+    } catch {
+      return { error: `must be a URL, got "${raw}"` };
+    }
+  };
+}
+
+function text(raw: string): string | { error: string } {
+  return raw.length > 0 ? raw : { error: 'must not be empty' };
+}
+
+function setting<K extends SettingKey>(s: Setting<K>): Setting<K> {
+  return s;
+}
+
+export const SETTINGS = [
+  setting({ key: 'dataDir', flag: '--data-dir', env: 'FLEETLOG_DATA_DIR', default: './data', description: 'directory for the event log and dead letters', parse: text }),
+  setting({ key: 'host', flag: '--host', env: 'FLEETLOG_HOST', default: '127.0.0.1', description: 'listen address for MQTT and HTTP (0.0.0.0 for all interfaces)', parse: text }),
+  setting({ key: 'mqttPort', flag: '--mqtt-port', env: 'FLEETLOG_MQTT_PORT', default: 1883, description: 'MQTT over TCP port (0 picks a free port)', parse: port }),
+  setting({ key: 'httpPort', flag: '--http-port', env: 'FLEETLOG_HTTP_PORT', default: 8080, description: 'HTTP API port; MQTT over WebSocket is served at /mqtt on it', parse: port }),
+  setting({ key: 'logLevel', flag: '--log-level', env: 'FLEETLOG_LOG_LEVEL', default: 'info', description: `log level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS) }),
+  setting({ key: 'maxPayloadBytes', flag: '--max-payload', env: 'FLEETLOG_MAX_PAYLOAD', default: 65536, description: 'largest accepted device payload, bytes; larger ones are dead-lettered', parse: positiveInt }),
+  setting({ key: 'eventLog', flag: '--event-log', env: 'FLEETLOG_EVENT_LOG', default: 'sqlite', description: 'event log backend: sqlite (durable) or memory (tests, throwaway demos)', parse: oneOf(['sqlite', 'memory'] as const) }),
+  setting({ key: 'mqttUrl', flag: '--url', env: 'FLEETLOG_MQTT_URL', default: 'mqtt://127.0.0.1:1883', description: 'broker URL for simulate and subscribe', parse: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']) }),
+  setting({ key: 'apiUrl', flag: '--api', env: 'FLEETLOG_API_URL', default: 'http://127.0.0.1:8080', description: 'API URL for history, dead-letters and --verify', parse: url(['http:', 'https:']) }),
+] as const satisfies readonly Setting[];
+
+export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze(
+  Object.fromEntries(SETTINGS.map((s) => [s.key, s.default])) as unknown as Config,
+);
+
+/**
+ * Resolves the config: flags win over environment variables, which win over defaults.
+ * Every problem is collected and reported in one ERR_CONFIG_INVALID; the result is frozen.
+ */
+export function resolveConfig(
+  flags: Partial<Record<SettingKey, string | undefined>>,
+  env: Record<string, string | undefined>,
+): Readonly<Config> {
+  const problems: string[] = [];
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  for (const s of SETTINGS) {
+    const fromFlag = flags[s.key];
+    const raw = fromFlag ?? env[s.env];
+    if (raw === undefined) continue;
+    const parsed = (s.parse as (raw: string) => unknown)(raw);
+    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) {
+      problems.push(`${fromFlag !== undefined ? s.flag : s.env} ${(parsed as { error: string }).error}`);
+    } else {
+      config[s.key] = parsed;
+    }
+  }
+  if (problems.length > 0) {
+    throw new FleetlogError('ERR_CONFIG_INVALID', `invalid settings:\n  - ${problems.join('\n  - ')}`);
+  }
+  return Object.freeze(config as unknown as Config);
+}

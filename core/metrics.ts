@@ -1,0 +1,45 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The Prometheus instruments shared by ingest, the log and the API; one registry per process (or per test). */
+export interface Metrics {
+  registry: Registry;
+  /** Device messages by outcome: appended, duplicate, rejected, passthrough. */
+  messages: Counter<'outcome'>;
+  /** Rejected messages by reason code. */
+  rejected: Counter<'reason'>;
+  /** Events per durable commit. */
+  appendBatchSize: Histogram;
+  /** Time from the first append of a batch to its fsync, seconds. */
+  appendLatency: Histogram;
+  /** Appends that failed (no ack was sent). */
+  appendFailures: Counter;
+  mqttClients: Gauge;
+  /** Highest durable seq of the event log. */
+  logLastSeq: Gauge;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'fleetlog_process_' });
+  const registers = [registry];
+  return {
+    registry,
+    messages: new Counter({ name: 'fleetlog_messages_total', help: 'Device messages by outcome', labelNames: ['outcome'], registers }),
+    rejected: new Counter({ name: 'fleetlog_rejected_total', help: 'Rejected device messages by reason', labelNames: ['reason'], registers }),
+    appendBatchSize: new Histogram({
+      name: 'fleetlog_append_batch_events',
+      help: 'Events per durable commit of the event log',
+      buckets: [1, 10, 100, 1_000, 10_000, 100_000],
+      registers,
+    }),
+    appendLatency: new Histogram({
+      name: 'fleetlog_append_commit_seconds',
+      help: 'Time to write and fsync one group commit',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+      registers,
+    }),
+    appendFailures: new Counter({ name: 'fleetlog_append_failures_total', help: 'Appends that failed; nothing was acknowledged', registers }),
+    mqttClients: new Gauge({ name: 'fleetlog_mqtt_clients_connected', help: 'MQTT clients connected to the embedded broker', registers }),
+    logLastSeq: new Gauge({ name: 'fleetlog_log_last_seq', help: 'Highest durable global position of the event log', registers }),
+  };
+}

@@ -1,0 +1,153 @@
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Aedes, type AuthorizePublishHandler, type Client, type PublishPacket } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { DisconnectReason } from '../core/event.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import { isValidDeviceId } from '../core/topics.js';
+import type { Ingester } from './ingester.js';
+import type { PresenceTracker } from './presence-tracker.js';
+
+export interface EmbeddedBrokerOptions {
+  host: string;
+  /** MQTT over TCP; 0 picks a free port. */
+  port: number;
+  ingester: Ingester;
+  presence: PresenceTracker;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface EmbeddedBroker {
+  aedes: Aedes;
+  /** The TCP port actually bound. */
+  port: number;
+  /** Serves MQTT over WebSocket at `path` on an HTTP server (the API's). */
+  attachWebSocket(server: HttpServer, path?: string): void;
+  /** Stops accepting connections, disconnects every client, and records them offline. */
+  close(): Promise<void>;
+}
+
+/** Aedes keeps these on the client without typing them. */
+interface ClientInternals {
+  will?: PublishPacket | null;
+  _disconnected?: boolean;
+}
+
+/**
+ * Aedes with ingest in its `authorizePublish` hook. The hook runs before Aedes writes the PUBACK (QoS 1) or
+ * PUBREC (QoS 2), so calling back only after the append is durable means an acknowledged message is never
+ * lost; calling back with an error makes Aedes close the connection without acknowledging, so the device
+ * resends and the event id makes the resend a no-op. Aedes calls the hook for one client's packets in
+ * arrival order (one socket read at a time) and the log queues appends in call order, so a device's
+ * `version` order is its publish order.
+ */
+export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  const { ingester, presence, metrics } = options;
+  const logger = options.logger.child({ component: 'broker' });
+  const devices = new WeakMap<Client, string>();
+  const disconnectReasons = new WeakMap<Client, DisconnectReason>();
+  let closing = false;
+
+  function identify(client: Client): void {
+    if (devices.has(client) || !isValidDeviceId(client.id)) return;
+    devices.set(client, client.id);
+    presence.connected(client.id, 'broker', client.id).catch((err: unknown) => {
+      logger.error({ err, deviceId: client.id }, 'could not record connect');
+    });
+  }
+
+  const authorizePublish: AuthorizePublishHandler = (client, packet, callback) => {
+    if (packet.topic.startsWith('$SYS')) {
+      callback(new Error('$SYS topics are reserved'));
+      return;
+    }
+    if (!client) {
+      callback(null);
+      return;
+    }
+    // The will is published by the broker as the client goes away; clientDisconnect records that, with a reason.
+    if (packet === (client as unknown as ClientInternals).will) {
+      callback(null);
+      return;
+    }
+    if (packet.topic.startsWith(`devices/${client.id}/`)) identify(client);
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    ingester.ingest({ clientId: client.id, topic: packet.topic, payload }).then(
+      () => callback(null),
+      (err: unknown) => {
+        metrics.appendFailures.inc();
+        logger.error({ err, clientId: client.id }, 'append failed; message not acknowledged');
+        callback(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  };
+
+  const aedes = await Aedes.createBroker({ authorizePublish });
+
+  aedes.on('client', (client) => {
+    metrics.mqttClients.set(aedes.connectedClients);
+    logger.debug({ clientId: client.id }, 'client connected');
+    const will = (client as unknown as ClientInternals).will;
+    if (will?.topic === `devices/${client.id}/status`) identify(client);
+  });
+  aedes.on('keepaliveTimeout', (client) => disconnectReasons.set(client, 'keepalive'));
+  aedes.on('clientError', (client, err) => {
+    if (!disconnectReasons.has(client)) disconnectReasons.set(client, 'error');
+    logger.debug({ clientId: client.id, err }, 'client error');
+  });
+  aedes.on('connectionError', (client, err) => {
+    logger.debug({ clientId: client.id, err }, 'connection error before CONNECT completed');
+  });
+  aedes.on('clientDisconnect', (client) => {
+    metrics.mqttClients.set(aedes.connectedClients);
+    logger.debug({ clientId: client.id }, 'client disconnected');
+    const deviceId = devices.get(client);
+    if (deviceId === undefined) return;
+    const reason: DisconnectReason = closing
+      ? 'shutdown'
+      : (client as unknown as ClientInternals)._disconnected
+        ? 'clean'
+        : (disconnectReasons.get(client) ?? 'error');
+    presence.disconnected(deviceId, 'broker', reason, client.id).catch((err: unknown) => {
+      logger.error({ err, deviceId }, 'could not record disconnect');
+    });
+  });
+
+  const tcp: Server = createServer((socket) => aedes.handle(socket));
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(options.port, options.host, () => {
+      tcp.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (tcp.address() as AddressInfo).port;
+  let wss: WebSocketServer | undefined;
+
+  return {
+    aedes,
+    port,
+    attachWebSocket(server, path = '/mqtt') {
+      wss = new WebSocketServer({ noServer: true });
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (new URL(req.url ?? '/', 'http://x').pathname !== path) {
+          socket.destroy();
+          return;
+        }
+        wss?.handleUpgrade(req, socket, head, (ws) => aedes.handle(createWebSocketStream(ws), req));
+      });
+    },
+    async close() {
+      closing = true;
+      await new Promise<void>((resolve) => {
+        tcp.close(() => resolve());
+        wss?.close();
+        aedes.close(() => undefined);
+      });
+      await presence.shutdown();
+    },
+  };
+}
