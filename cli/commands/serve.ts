@@ -1,0 +1,88 @@
+import type { Command } from 'commander';
+import { startFleetlog, type RunningFleetlog } from '../../app/start-fleetlog.js';
+import type { Config } from '../../core/config.js';
+import { createLogger, type Logger } from '../../core/logger.js';
+import { CliError } from '../api-client.js';
+import { addSettings, configFrom } from '../settings-options.js';
+
+export const SERVER_SETTINGS = [
+  'dataDir',
+  'host',
+  'mqttPort',
+  'httpPort',
+  'logLevel',
+  'maxPayloadBytes',
+  'eventLog',
+] as const;
+
+/** Starts the server or explains, in one sentence, what to change. */
+export async function startOrExplain(config: Readonly<Config>, logger: Logger): Promise<RunningFleetlog> {
+  try {
+    return await startFleetlog(config, { logger });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { port?: number };
+    if (e.code === 'EADDRINUSE') {
+      throw new CliError(
+        `${e.message}: another process listens there. Stop it, or choose other ports with --mqtt-port/--http-port (FLEETLOG_MQTT_PORT/FLEETLOG_HTTP_PORT).`,
+      );
+    }
+    if (e.code === 'EACCES')
+      throw new CliError(`${e.message}: ports below 1024 need privileges; choose another port.`);
+    throw err;
+  }
+}
+
+export function printListening(
+  running: RunningFleetlog,
+  config: Readonly<Config>,
+  out: NodeJS.WritableStream,
+): void {
+  out.write(
+    [
+      'fleetlog is up',
+      `  MQTT        ${running.mqttUrl}`,
+      `  MQTT/WS     ${running.wsUrl}`,
+      `  HTTP API    ${running.httpUrl}  (/healthz, /metrics, /api/devices/:id/events, /api/dead-letters)`,
+      `  event log   ${config.eventLog === 'memory' ? 'in memory (nothing is kept)' : `${config.dataDir} (SQLite)`}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/** Ctrl-C / SIGTERM close cleanly (broker first, then the log); a second one exits at once. */
+export function closeOnSignals(close: () => Promise<void>, logger: Logger): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+export function registerServe(program: Command): void {
+  const cmd = program
+    .command('serve')
+    .description('run the MQTT broker, ingest and the HTTP API (everything but the simulator)')
+    .addHelpText('after', '\nExample:\n  fleetlog serve --data-dir ./data --mqtt-port 1883 --http-port 8080');
+  addSettings(cmd, SERVER_SETTINGS);
+  cmd.action(async () => {
+    const config = configFrom(cmd);
+    const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
+    const running = await startOrExplain(config, logger);
+    printListening(running, config, process.stdout);
+    logger.info({ mqtt: running.mqttUrl, http: running.httpUrl }, 'listening');
+    closeOnSignals(() => running.close(), logger);
+  });
+}

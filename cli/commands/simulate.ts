@@ -1,0 +1,265 @@
+import type { Command } from 'commander';
+import { parseDuration } from '../../core/duration.js';
+import { isFleetlogError } from '../../core/errors.js';
+import { createLogger, type Logger } from '../../core/logger.js';
+import { PROFILE_NAMES } from '../../simulator/device-profile.js';
+import type { ProfileMix } from '../../simulator/plan-fleet.js';
+import { createSimulator, type Simulator, type SimulatorSummary } from '../../simulator/simulator.js';
+import { verifyAgainstApi, type VerifyReport } from '../../simulator/verify.js';
+import { CliError } from '../api-client.js';
+import { addSettings, configFrom } from '../settings-options.js';
+
+interface SimulateFlags {
+  devices: string;
+  rate: string;
+  duration?: string;
+  qos: string;
+  seed?: string;
+  idPrefix: string;
+  profiles: string;
+  verify?: boolean;
+}
+
+interface SimulateArgs {
+  devices: number;
+  rate: number;
+  durationMs: number | undefined;
+  qos: 0 | 1;
+  seed: number;
+  idPrefix: string;
+  profiles: ProfileMix;
+  verify: boolean;
+}
+
+/** How long the log gets, after the last acknowledgement, before --verify reads it back (ingest is asynchronous). */
+const VERIFY_SETTLE_MS = 1000;
+const MAX_LISTED_DEVICES = 20;
+
+export function registerSimulate(program: Command): void {
+  const cmd = program
+    .command('simulate')
+    .description(
+      'run a simulated fleet: every device is its own MQTT connection publishing telemetry, state and events',
+    )
+    .option('--devices <count>', 'number of simulated devices, each with its own MQTT connection', '10')
+    .option('--rate <msgs-per-s>', 'messages per second across the whole fleet (not per device)', '100')
+    .option('--duration <time>', 'how long to send, e.g. 500ms, 30s, 5m, 1h (default: until Ctrl-C)')
+    .option('--qos <0|1>', 'QoS of data messages; with 1 a message counts as acked on PUBACK', '1')
+    .option(
+      '--seed <integer>',
+      'same seed → same device ids, payload values and seq numbers (default: random, printed)',
+    )
+    .option('--id-prefix <prefix>', 'first part of every device id (sim → sim-env-0001)', 'sim')
+    .option(
+      '--profiles <mix>',
+      `device kinds and relative weights (${PROFILE_NAMES.join(', ')})`,
+      'env=1,tracker=1,meter=1',
+    )
+    .option(
+      '--verify',
+      'afterwards, check through the API (--api) that every acked message is in the log exactly once; exit 1 if not',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Progress goes to stderr (a live line on a terminal, one log line per second otherwise); the summary to stdout.',
+        'Ctrl-C stops cleanly and still prints the summary.',
+        '',
+        'Examples:',
+        '  fleetlog simulate --devices 100 --rate 500 --duration 60s',
+        '  fleetlog simulate --url mqtt://127.0.0.1:1883 --devices 5 --rate 200 --duration 30s --qos 1 --seed 42 --verify',
+      ].join('\n'),
+    );
+  addSettings(cmd, ['mqttUrl', 'apiUrl', 'logLevel']);
+  cmd.action(async (flags: SimulateFlags) => {
+    const config = configFrom(cmd);
+    const args = parseFlags(flags);
+    const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
+    const sim = createSimulator(
+      { url: config.mqttUrl, ...args, trackAcked: args.verify },
+      { logger: logger.child({ command: 'simulate' }) },
+    );
+    const untrap = trapSignals(sim);
+    try {
+      process.stderr.write(
+        `simulating ${args.devices} devices at ${args.rate} msg/s, QoS ${args.qos}, seed ${args.seed} → ${config.mqttUrl}\n`,
+      );
+      await sim.start().catch((err: unknown) => {
+        if (!isFleetlogError(err, 'ERR_BROKER_UNREACHABLE')) throw err;
+        throw new CliError(
+          `${err.message}\nIs the broker running? Point to it with --url or FLEETLOG_MQTT_URL.`,
+        );
+      });
+      const stopProgress = showProgress(sim, args.devices, logger);
+      await sim.finished;
+      const summary = await sim.stop();
+      stopProgress();
+      process.stdout.write(formatSummary(summary, args));
+      if (args.verify) await verify(config.apiUrl, sim);
+    } finally {
+      untrap();
+    }
+  });
+}
+
+function parseFlags(flags: SimulateFlags): SimulateArgs {
+  const problems: string[] = [];
+  const devices = Number(flags.devices);
+  if (!Number.isSafeInteger(devices) || devices < 1) {
+    problems.push(`--devices must be a positive whole number of devices, got "${flags.devices}"`);
+  }
+  const rate = Number(flags.rate);
+  if (!Number.isFinite(rate) || rate <= 0 || flags.rate.trim() === '') {
+    problems.push(
+      `--rate must be a positive number of messages per second (whole fleet), got "${flags.rate}"`,
+    );
+  }
+  let durationMs: number | undefined;
+  if (flags.duration !== undefined) {
+    const parsed = parseDuration(flags.duration);
+    if (typeof parsed === 'number' && parsed > 0) durationMs = parsed;
+    else
+      problems.push(
+        `--duration ${typeof parsed === 'number' ? `must be longer than 0, got "${flags.duration}"` : parsed.error}`,
+      );
+  }
+  if (flags.qos !== '0' && flags.qos !== '1') problems.push(`--qos must be 0 or 1, got "${flags.qos}"`);
+  const seed = flags.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(flags.seed);
+  if (!Number.isSafeInteger(seed) || flags.seed?.trim() === '') {
+    problems.push(`--seed must be a whole number, got "${flags.seed}"`);
+  }
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(flags.idPrefix)) {
+    problems.push(`--id-prefix must be 1-64 characters of A-Z a-z 0-9 _ . : -, got "${flags.idPrefix}"`);
+  }
+  const profiles = parseProfiles(flags.profiles);
+  if (typeof profiles === 'string') problems.push(profiles);
+  if (problems.length > 0) throw new CliError(`invalid flags:\n  - ${problems.join('\n  - ')}`, 2);
+  return {
+    devices,
+    rate,
+    durationMs,
+    qos: flags.qos === '0' ? 0 : 1,
+    seed,
+    idPrefix: flags.idPrefix,
+    profiles: profiles as ProfileMix,
+    verify: flags.verify === true,
+  };
+}
+
+/** `env=2,tracker=1` → weights; a problem is returned as its message. */
+function parseProfiles(raw: string): ProfileMix | string {
+  const problem = `--profiles must be NAME=WEIGHT pairs separated by commas, names ${PROFILE_NAMES.join(', ')}, e.g. env=2,tracker=1; got "${raw}"`;
+  const mix: ProfileMix = {};
+  for (const part of raw.split(',')) {
+    const [name = '', weight = '1', ...rest] = part.trim().split('=');
+    const w = Number(weight);
+    if (
+      rest.length > 0 ||
+      !(PROFILE_NAMES as readonly string[]).includes(name) ||
+      !Number.isFinite(w) ||
+      w < 0
+    )
+      return problem;
+    mix[name as keyof ProfileMix] = w;
+  }
+  return Object.values(mix).some((w) => w > 0) ? mix : problem;
+}
+
+/** First Ctrl-C (or SIGTERM) stops the fleet and lets the summary print; a second one exits at once. */
+function trapSignals(sim: Simulator): () => void {
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    process.stderr.write('\nstopping (Ctrl-C again to quit at once)…\n');
+    void sim.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+/** A live line ~4×/s on a terminal; otherwise one log line per second, which reads well in files and CI. */
+function showProgress(sim: Simulator, devices: number, logger: Logger): () => void {
+  const tty = process.stderr.isTTY;
+  const timer = setInterval(
+    () => {
+      const s = sim.stats();
+      if (!tty) {
+        logger.info({ ...s, rate: Math.round(s.rate * 10) / 10 }, 'progress');
+        return;
+      }
+      const line =
+        `sent ${s.sent}  acked ${s.acked}  ${s.rate.toFixed(1)} msg/s  errors ${s.errors}  ` +
+        `in flight ${s.inflight}  connected ${s.connected}/${devices}  ${(s.elapsedMs / 1000).toFixed(1)} s`;
+      process.stderr.write(`\r\x1b[2K${line}`);
+    },
+    tty ? 250 : 1000,
+  );
+  return () => {
+    clearInterval(timer);
+    if (tty) process.stderr.write('\r\x1b[2K');
+  };
+}
+
+function formatSummary(s: SimulatorSummary, args: SimulateArgs): string {
+  const seconds = s.durationMs / 1000;
+  const rows: [string, string][] = [
+    ['devices', String(s.devices)],
+    ['seed', String(args.seed)],
+    ['qos', String(args.qos)],
+    ['duration', `${seconds.toFixed(2)} s`],
+    ['sent', String(s.sent)],
+    ['acked', String(s.acked)],
+    ['unacked', String(s.unacked)],
+    ['errors', String(s.errors)],
+    ['skipped', String(s.skipped)],
+    ['avg rate', `${(seconds > 0 ? s.sent / seconds : 0).toFixed(1)} msg/s`],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(10)}${v}`).join('\n') + '\n';
+}
+
+async function verify(apiUrl: string, sim: Simulator): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, VERIFY_SETTLE_MS));
+  let report: VerifyReport;
+  try {
+    report = await verifyAgainstApi({ apiUrl, acked: sim.acked });
+  } catch (err) {
+    const reason =
+      err instanceof Error
+        ? err.cause instanceof Error
+          ? `${err.message}: ${err.cause.message}`
+          : err.message
+        : String(err);
+    throw new CliError(
+      `cannot verify against ${apiUrl}: ${reason}\nIs \`fleetlog serve\` running? Point to it with --api.`,
+    );
+  }
+  process.stdout.write(formatVerify(report));
+  if (report.missing > 0 || report.duplicated > 0) {
+    throw new CliError(`verification failed: ${report.missing} missing, ${report.duplicated} duplicated`);
+  }
+}
+
+function formatVerify(report: VerifyReport): string {
+  const lines = [
+    `verify    ${report.checked} acked messages on ${report.devices.length} devices: ` +
+      `${report.missing} missing, ${report.duplicated} duplicated`,
+  ];
+  const bad = report.devices.filter((d) => d.missing.length > 0 || d.duplicated.length > 0);
+  for (const d of bad.slice(0, MAX_LISTED_DEVICES)) {
+    const missing = d.missing.length > 0 ? `  missing seq ${abbreviate(d.missing.map(String))}` : '';
+    const duplicated = d.duplicated.length > 0 ? `  duplicated ${abbreviate(d.duplicated)}` : '';
+    lines.push(`  ${d.deviceId}  checked ${d.checked}${missing}${duplicated}`);
+  }
+  if (bad.length > MAX_LISTED_DEVICES) lines.push(`  … and ${bad.length - MAX_LISTED_DEVICES} more devices`);
+  return lines.join('\n') + '\n';
+}
+
+function abbreviate(items: string[], max = 10): string {
+  return items.length > max ? `${items.slice(0, max).join(', ')}, … (${items.length})` : items.join(', ');
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { isFleetlogError } from '../core/errors.js';
+import { CliError } from './api-client.js';
+import { registerDeadLetters } from './commands/dead-letters.js';
+import { registerHistory } from './commands/history.js';
+import { registerServe } from './commands/serve.js';
+import { registerDemo } from './commands/demo.js';
+import { registerSimulate } from './commands/simulate.js';
+import { registerSubscribe } from './commands/subscribe.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command()
+  .name('fleetlog')
+  .description('Event-sourced IoT telemetry pipeline: MQTT in, a durable sequenced event log, queries out.')
+  .version(pkg.version)
+  .showHelpAfterError('(add --help for usage)')
+  .exitOverride();
+
+registerDemo(program);
+registerServe(program);
+registerSimulate(program);
+registerSubscribe(program);
+registerHistory(program);
+registerDeadLetters(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  if (err instanceof CliError) {
+    process.stderr.write(`fleetlog: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  if (isFleetlogError(err, 'ERR_CONFIG_INVALID')) {
+    process.stderr.write(`fleetlog: ${err.message}\nSee fleetlog <command> --help for every setting.\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`fleetlog: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,143 @@
+import { connect, type MqttClient } from 'mqtt';
+import type { Logger } from '../core/logger.js';
+import { deviceTopics } from '../core/topics.js';
+import type { MessageGenerator } from './message-generator.js';
+
+/** What a device tells the simulator about each data message. */
+export interface DeviceReport {
+  sent(): void;
+  acked(seq: number): void;
+  failed(err: Error): void;
+}
+
+export interface SimulatedDeviceOptions {
+  url: string;
+  qos: 0 | 1;
+  maxInflight: number;
+  /** Wall clock for `ts`, epoch ms. */
+  now: () => number;
+}
+
+export interface SimulatedDevice {
+  readonly id: string;
+  readonly connected: boolean;
+  /** Data messages published but not yet acknowledged (or, for QoS 0, not yet written). */
+  readonly inflight: number;
+  /** The last connection error, for telling the user why the broker cannot be reached. */
+  readonly lastError: Error | undefined;
+  /**
+   * Resolves at the first CONNACK; rejects on the first connection error (mqtt.js keeps retrying regardless)
+   * or when closed before connecting.
+   */
+  readonly firstConnect: Promise<void>;
+  /** Publishes this device's next message; false if it has to skip its turn (offline or too much in flight). */
+  send(): boolean;
+  /** Says `offline` (retained), disconnects cleanly, and falls back to dropping the socket after `timeoutMs`. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+const RECONNECT_PERIOD_MS = 1000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export function createSimulatedDevice(
+  id: string,
+  generator: MessageGenerator,
+  report: DeviceReport,
+  options: SimulatedDeviceOptions,
+  logger: Logger,
+): SimulatedDevice {
+  const statusTopic = deviceTopics.status(id);
+  let connected = false;
+  let closing = false;
+  let inflight = 0;
+  let lastError: Error | undefined;
+
+  const client: MqttClient = connect(options.url, {
+    clientId: id,
+    protocolVersion: 4, // MQTT 3.1.1: what Aedes speaks
+    clean: true,
+    reconnectPeriod: RECONNECT_PERIOD_MS,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    keepalive: 30,
+    // Without this a QoS 0 message sent while offline would sit in memory and go out late, out of pace.
+    queueQoSZero: false,
+    will: { topic: statusTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
+  });
+
+  const firstConnect = new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+    client.once('end', () => reject(new Error('closed before it connected')));
+  });
+  // The simulator may never await it (for example when stopped while connecting).
+  firstConnect.catch(() => undefined);
+
+  client.on('connect', () => {
+    connected = true;
+    generator.reportStateNext();
+    client.publish(statusTopic, 'online', { qos: 1, retain: true }, (err) => {
+      if (err) logger.debug({ err }, 'online status not acknowledged');
+    });
+  });
+  client.on('close', () => {
+    connected = false;
+  });
+  client.on('error', (err) => {
+    lastError = err;
+    logger.debug({ err }, 'connection error');
+  });
+
+  return {
+    id,
+    get connected() {
+      return connected;
+    },
+    get inflight() {
+      return inflight;
+    },
+    get lastError() {
+      return lastError;
+    },
+    firstConnect,
+    send() {
+      if (closing || !connected || inflight >= options.maxInflight) return false;
+      const message = generator.next(options.now());
+      inflight++;
+      report.sent();
+      // QoS 1: the callback runs on PUBACK; QoS 0: once the packet is written to the socket.
+      client.publish(message.topic, message.payload, { qos: options.qos }, (err) => {
+        inflight--;
+        // Callbacks failed by our own close are unacked, not errors; the simulator counts those at the end.
+        if (err) {
+          if (!closing) report.failed(err);
+        } else report.acked(message.seq);
+      });
+      return true;
+    },
+    async close(timeoutMs) {
+      closing = true;
+      if (connected) {
+        await withTimeout(
+          new Promise<void>((resolve) =>
+            client.publish(statusTopic, 'offline', { qos: 1, retain: true }, () => resolve()),
+          ),
+          timeoutMs,
+        );
+      }
+      // A graceful end waits for outstanding acks, which never come while disconnected: force it then.
+      const ended = await withTimeout(
+        new Promise<boolean>((resolve) => client.end(!connected, {}, () => resolve(true))),
+        timeoutMs,
+      );
+      if (ended !== true) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+    },
+  };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
