@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { isEventType, type EventType } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -84,7 +84,8 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
   const { log, deadLetters, metrics } = deps;
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // One log line per request is too many for an API polled by dashboards; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     // Device ids may contain ':' and '.'; keep them as path parameters.
     routerOptions: { maxParamLength: 256 },
   });

@@ -5,8 +5,8 @@ const NOW = Date.UTC(2026, 10, 25, 10, 0, 0);
 const parse = (topic: string, payload: string | Buffer, maxPayloadBytes = 1024): ParseResult =>
   parseMessage(topic, typeof payload === 'string' ? Buffer.from(payload) : payload, { maxPayloadBytes, receivedAt: NOW });
 
-function rejected(result: ParseResult) {
-  return result.kind === 'rejected' ? { reason: result.reason, detail: result.detail } : result;
+function rejected(result: ParseResult): { reason?: string; detail?: string } {
+  return result.kind === 'rejected' ? { reason: result.reason, detail: result.detail } : {};
 }
 
 describe('parseMessage: accepted messages', () => {
