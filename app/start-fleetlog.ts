@@ -13,7 +13,10 @@ import { createPresenceTracker } from '../ingest/presence-tracker.js';
 import { createSqliteDeadLetterStore } from '../ingest/sqlite-dead-letter-store.js';
 import { createHttpServer } from '../query/http-server.js';
 
-export type ServerConfig = Pick<Config, 'dataDir' | 'host' | 'mqttPort' | 'httpPort' | 'maxPayloadBytes' | 'eventLog'>;
+export type ServerConfig = Pick<
+  Config,
+  'dataDir' | 'host' | 'mqttPort' | 'httpPort' | 'maxPayloadBytes' | 'eventLog'
+>;
 
 export interface RunningFleetlog {
   log: EventLog;
@@ -52,7 +55,9 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
           },
         }));
   const deadLetters =
-    config.eventLog === 'memory' ? createMemoryDeadLetterStore() : createSqliteDeadLetterStore(config.dataDir);
+    config.eventLog === 'memory'
+      ? createMemoryDeadLetterStore()
+      : createSqliteDeadLetterStore(config.dataDir);
   const presence = createPresenceTracker({ log, logger: logger.child({ component: 'presence' }) });
   const ingester = createIngester({
     log,
@@ -62,13 +67,22 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     logger: logger.child({ component: 'ingest' }),
     maxPayloadBytes: config.maxPayloadBytes,
   });
-  const broker = await startEmbeddedBroker({ host: config.host, port: config.mqttPort, ingester, presence, metrics, logger });
+  const broker = await startEmbeddedBroker({
+    host: config.host,
+    port: config.mqttPort,
+    ingester,
+    presence,
+    metrics,
+    logger,
+  });
   const http = createHttpServer({
     log,
     deadLetters,
     metrics,
     logger,
-    health: () => ({ mqtt: { clients: broker.aedes.connectedClients, devicesOnline: presence.online().length } }),
+    health: () => ({
+      mqtt: { clients: broker.aedes.connectedClients, devicesOnline: presence.online().length },
+    }),
   });
   broker.attachWebSocket(http.server);
   await http.listen({ host: config.host, port: config.httpPort });

@@ -20,7 +20,11 @@ export async function getJson<T>(apiUrl: string, pathAndQuery: string): Promise<
     );
   }
   const body = (await res.json().catch(() => ({}))) as T & { message?: string };
-  if (!res.ok) throw new CliError(`${res.status} from ${url}: ${body.message ?? res.statusText}`, res.status === 400 ? 2 : 1);
+  if (!res.ok)
+    throw new CliError(
+      `${res.status} from ${url}: ${body.message ?? res.statusText}`,
+      res.status === 400 ? 2 : 1,
+    );
   return body;
 }
 
@@ -28,6 +32,9 @@ export async function getJson<T>(apiUrl: string, pathAndQuery: string): Promise<
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }

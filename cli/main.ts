@@ -10,7 +10,9 @@ import { registerDemo } from './commands/demo.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerSubscribe } from './commands/subscribe.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command()
   .name('fleetlog')
@@ -38,6 +40,8 @@ try {
     process.stderr.write(`fleetlog: ${err.message}\nSee fleetlog <command> --help for every setting.\n`);
     process.exit(2);
   }
-  process.stderr.write(`fleetlog: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `fleetlog: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   process.exit(1);
 }

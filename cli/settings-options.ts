@@ -5,7 +5,10 @@ import { resolveConfig, SETTINGS, type Config, type SettingKey } from '../core/c
 export function addSettings(command: Command, keys: readonly SettingKey[]): Command {
   for (const s of SETTINGS) {
     if (!keys.includes(s.key)) continue;
-    const value = s.key === 'mqttUrl' || s.key === 'apiUrl' ? 'url' : s.key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const value =
+      s.key === 'mqttUrl' || s.key === 'apiUrl'
+        ? 'url'
+        : s.key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     command.addOption(
       new Option(`${s.flag} <${value}>`, `${s.description} [env ${s.env}, default ${String(s.default)}]`),
     );

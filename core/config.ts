@@ -39,7 +39,9 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 function port(raw: string): number | { error: string } {
   const n = Number(raw);
-  return Number.isInteger(n) && n >= 0 && n <= 65535 ? n : { error: `must be a port number 0-65535, got "${raw}"` };
+  return Number.isInteger(n) && n >= 0 && n <= 65535
+    ? n
+    : { error: `must be a port number 0-65535, got "${raw}"` };
 }
 
 function positiveInt(raw: string): number | { error: string } {
@@ -49,14 +51,18 @@ function positiveInt(raw: string): number | { error: string } {
 
 function oneOf<T extends string>(values: readonly T[]) {
   return (raw: string): T | { error: string } =>
-    (values as readonly string[]).includes(raw) ? (raw as T) : { error: `must be one of ${values.join(', ')}, got "${raw}"` };
+    (values as readonly string[]).includes(raw)
+      ? (raw as T)
+      : { error: `must be one of ${values.join(', ')}, got "${raw}"` };
 }
 
 function url(protocols: string[]) {
   return (raw: string): string | { error: string } => {
     try {
       const u = new URL(raw);
-      return protocols.includes(u.protocol) ? raw : { error: `must be a ${protocols.join(' or ')} URL, got "${raw}"` };
+      return protocols.includes(u.protocol)
+        ? raw
+        : { error: `must be a ${protocols.join(' or ')} URL, got "${raw}"` };
     } catch {
       return { error: `must be a URL, got "${raw}"` };
     }
@@ -72,15 +78,78 @@ function setting<K extends SettingKey>(s: Setting<K>): Setting<K> {
 }
 
 export const SETTINGS = [
-  setting({ key: 'dataDir', flag: '--data-dir', env: 'FLEETLOG_DATA_DIR', default: './data', description: 'directory for the event log and dead letters', parse: text }),
-  setting({ key: 'host', flag: '--host', env: 'FLEETLOG_HOST', default: '127.0.0.1', description: 'listen address for MQTT and HTTP (0.0.0.0 for all interfaces)', parse: text }),
-  setting({ key: 'mqttPort', flag: '--mqtt-port', env: 'FLEETLOG_MQTT_PORT', default: 1883, description: 'MQTT over TCP port (0 picks a free port)', parse: port }),
-  setting({ key: 'httpPort', flag: '--http-port', env: 'FLEETLOG_HTTP_PORT', default: 8080, description: 'HTTP API port; MQTT over WebSocket is served at /mqtt on it', parse: port }),
-  setting({ key: 'logLevel', flag: '--log-level', env: 'FLEETLOG_LOG_LEVEL', default: 'info', description: `log level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS) }),
-  setting({ key: 'maxPayloadBytes', flag: '--max-payload', env: 'FLEETLOG_MAX_PAYLOAD', default: 65536, description: 'largest accepted device payload, bytes; larger ones are dead-lettered', parse: positiveInt }),
-  setting({ key: 'eventLog', flag: '--event-log', env: 'FLEETLOG_EVENT_LOG', default: 'sqlite', description: 'event log backend: sqlite (durable) or memory (tests, throwaway demos)', parse: oneOf(['sqlite', 'memory'] as const) }),
-  setting({ key: 'mqttUrl', flag: '--url', env: 'FLEETLOG_MQTT_URL', default: 'mqtt://127.0.0.1:1883', description: 'broker URL for simulate and subscribe', parse: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']) }),
-  setting({ key: 'apiUrl', flag: '--api', env: 'FLEETLOG_API_URL', default: 'http://127.0.0.1:8080', description: 'API URL for history, dead-letters and --verify', parse: url(['http:', 'https:']) }),
+  setting({
+    key: 'dataDir',
+    flag: '--data-dir',
+    env: 'FLEETLOG_DATA_DIR',
+    default: './data',
+    description: 'directory for the event log and dead letters',
+    parse: text,
+  }),
+  setting({
+    key: 'host',
+    flag: '--host',
+    env: 'FLEETLOG_HOST',
+    default: '127.0.0.1',
+    description: 'listen address for MQTT and HTTP (0.0.0.0 for all interfaces)',
+    parse: text,
+  }),
+  setting({
+    key: 'mqttPort',
+    flag: '--mqtt-port',
+    env: 'FLEETLOG_MQTT_PORT',
+    default: 1883,
+    description: 'MQTT over TCP port (0 picks a free port)',
+    parse: port,
+  }),
+  setting({
+    key: 'httpPort',
+    flag: '--http-port',
+    env: 'FLEETLOG_HTTP_PORT',
+    default: 8080,
+    description: 'HTTP API port; MQTT over WebSocket is served at /mqtt on it',
+    parse: port,
+  }),
+  setting({
+    key: 'logLevel',
+    flag: '--log-level',
+    env: 'FLEETLOG_LOG_LEVEL',
+    default: 'info',
+    description: `log level: ${LOG_LEVELS.join(', ')}`,
+    parse: oneOf(LOG_LEVELS),
+  }),
+  setting({
+    key: 'maxPayloadBytes',
+    flag: '--max-payload',
+    env: 'FLEETLOG_MAX_PAYLOAD',
+    default: 65536,
+    description: 'largest accepted device payload, bytes; larger ones are dead-lettered',
+    parse: positiveInt,
+  }),
+  setting({
+    key: 'eventLog',
+    flag: '--event-log',
+    env: 'FLEETLOG_EVENT_LOG',
+    default: 'sqlite',
+    description: 'event log backend: sqlite (durable) or memory (tests, throwaway demos)',
+    parse: oneOf(['sqlite', 'memory'] as const),
+  }),
+  setting({
+    key: 'mqttUrl',
+    flag: '--url',
+    env: 'FLEETLOG_MQTT_URL',
+    default: 'mqtt://127.0.0.1:1883',
+    description: 'broker URL for simulate and subscribe',
+    parse: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+  }),
+  setting({
+    key: 'apiUrl',
+    flag: '--api',
+    env: 'FLEETLOG_API_URL',
+    default: 'http://127.0.0.1:8080',
+    description: 'API URL for history, dead-letters and --verify',
+    parse: url(['http:', 'https:']),
+  }),
 ] as const satisfies readonly Setting[];
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze(

@@ -10,7 +10,10 @@ export interface LoggerOptions {
 
 /** The root logger; components take `logger.child({ component })`. Logs go to stderr so stdout stays for data. */
 export function createLogger(options: LoggerOptions): Logger {
-  const redact = { paths: ['token', '*.token', 'password', '*.password', 'headers.authorization'], censor: '[redacted]' };
+  const redact = {
+    paths: ['token', '*.token', 'password', '*.password', 'headers.authorization'],
+    censor: '[redacted]',
+  };
   if (options.pretty) {
     return pino({
       level: options.level,

@@ -24,8 +24,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registers = [registry];
   return {
     registry,
-    messages: new Counter({ name: 'fleetlog_messages_total', help: 'Device messages by outcome', labelNames: ['outcome'], registers }),
-    rejected: new Counter({ name: 'fleetlog_rejected_total', help: 'Rejected device messages by reason', labelNames: ['reason'], registers }),
+    messages: new Counter({
+      name: 'fleetlog_messages_total',
+      help: 'Device messages by outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    rejected: new Counter({
+      name: 'fleetlog_rejected_total',
+      help: 'Rejected device messages by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
     appendBatchSize: new Histogram({
       name: 'fleetlog_append_batch_events',
       help: 'Events per durable commit of the event log',
@@ -38,8 +48,20 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
       registers,
     }),
-    appendFailures: new Counter({ name: 'fleetlog_append_failures_total', help: 'Appends that failed; nothing was acknowledged', registers }),
-    mqttClients: new Gauge({ name: 'fleetlog_mqtt_clients_connected', help: 'MQTT clients connected to the embedded broker', registers }),
-    logLastSeq: new Gauge({ name: 'fleetlog_log_last_seq', help: 'Highest durable global position of the event log', registers }),
+    appendFailures: new Counter({
+      name: 'fleetlog_append_failures_total',
+      help: 'Appends that failed; nothing was acknowledged',
+      registers,
+    }),
+    mqttClients: new Gauge({
+      name: 'fleetlog_mqtt_clients_connected',
+      help: 'MQTT clients connected to the embedded broker',
+      registers,
+    }),
+    logLastSeq: new Gauge({
+      name: 'fleetlog_log_last_seq',
+      help: 'Highest durable global position of the event log',
+      registers,
+    }),
   };
 }

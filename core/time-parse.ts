@@ -1,5 +1,12 @@
 const RELATIVE = /^-(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
 
 /**
  * Parses a point in time as the query surface accepts it: ISO 8601 (`2026-11-25T10:00Z`), epoch

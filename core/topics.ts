@@ -42,7 +42,11 @@ export function parseTopic(topic: string): TopicMatch {
   if (parts.length === 4 && kind === 'events') {
     const name = parts[3] ?? '';
     if (!EVENT_NAME_PATTERN.test(name)) {
-      return { match: 'invalid', reason: 'unknown_topic', detail: 'event name must be 1-64 characters of A-Z a-z 0-9 _ . -' };
+      return {
+        match: 'invalid',
+        reason: 'unknown_topic',
+        detail: 'event name must be 1-64 characters of A-Z a-z 0-9 _ . -',
+      };
     }
     return { match: 'device', topic: { kind: 'event', deviceId, name } };
   }

@@ -25,7 +25,7 @@ export function createMemoryEventLog(): EventLog {
         }
         const stream = streams.get(event.deviceId) ?? [];
         streams.set(event.deviceId, stream);
-        const stored = { ...event, seq: events.length + 1, version: stream.length + 1 } as StoredEvent;
+        const stored = { ...event, seq: events.length + 1, version: stream.length + 1 };
         events.push(stored);
         stream.push(stored);
         ids.set(event.id, stored.seq);
@@ -45,7 +45,9 @@ export function createMemoryEventLog(): EventLog {
     },
     readStream(deviceId, { fromVersion, limit }) {
       const stream = streams.get(deviceId) ?? [];
-      return Promise.resolve(stream.slice(Math.max(0, fromVersion - 1), Math.max(0, fromVersion - 1) + limit));
+      return Promise.resolve(
+        stream.slice(Math.max(0, fromVersion - 1), Math.max(0, fromVersion - 1) + limit),
+      );
     },
     readStreamByTime(deviceId, options): Promise<TimePage> {
       const { from, to, types, after, limit } = options;
@@ -61,7 +63,9 @@ export function createMemoryEventLog(): EventLog {
       const page = matching.slice(0, limit);
       const last = page[page.length - 1];
       return Promise.resolve(
-        matching.length > limit && last ? { events: page, next: { time: last.time, seq: last.seq } } : { events: page },
+        matching.length > limit && last
+          ? { events: page, next: { time: last.time, seq: last.seq } }
+          : { events: page },
       );
     },
     subscribe(listener) {

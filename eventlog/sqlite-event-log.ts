@@ -59,12 +59,16 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     insertEvent: db.prepare(
       'INSERT INTO events (seq, device_key, version, id, type, time, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
-    insertDevice: db.prepare('INSERT INTO devices (device_id, last_version) VALUES (?, 0) RETURNING device_key'),
+    insertDevice: db.prepare(
+      'INSERT INTO devices (device_id, last_version) VALUES (?, 0) RETURNING device_key',
+    ),
     findIds: db
       .prepare('SELECT id, seq FROM id_index WHERE id IN (SELECT value FROM json_each(?))')
       .raw(true) as Database.Statement<[string], [string, number]>,
     // The indexer copies a seq range inside SQLite: no per-row round trip through JavaScript.
-    indexIds: db.prepare('INSERT OR IGNORE INTO id_index (id, seq) SELECT id, seq FROM events WHERE seq > ? AND seq <= ?'),
+    indexIds: db.prepare(
+      'INSERT OR IGNORE INTO id_index (id, seq) SELECT id, seq FROM events WHERE seq > ? AND seq <= ?',
+    ),
     indexStream: db.prepare(
       'INSERT OR IGNORE INTO stream_index (device_key, version, seq) SELECT device_key, version, seq FROM events WHERE seq > ? AND seq <= ?',
     ),
@@ -98,7 +102,8 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     devicesById.set(device.id, device);
     devicesByKey.set(device.key, device);
   }
-  let indexedThrough = (db.prepare("SELECT value FROM meta WHERE key = 'indexed_through'").pluck().get() as number) ?? 0;
+  let indexedThrough =
+    (db.prepare("SELECT value FROM meta WHERE key = 'indexed_through'").pluck().get() as number) ?? 0;
   const tail: StoredEvent[] = [];
   const tailByDevice = new Map<string, StoredEvent[]>();
   const tailIds = new Map<string, number>();
@@ -110,7 +115,8 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   }
   let lastSeq = tail.at(-1)?.seq ?? indexedThrough;
   let durableSeq = lastSeq;
-  if (tail.length > 0) logger.info({ tail: tail.length, lastSeq }, 'event log reopened with an unindexed tail');
+  if (tail.length > 0)
+    logger.info({ tail: tail.length, lastSeq }, 'event log reopened with an unindexed tail');
 
   const listeners = new Set<TailListener>();
   let pending: Pending[] = [];
@@ -142,44 +148,56 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   }
 
   /** Writes one group of appends as one transaction. Throws with the in-memory state unchanged. */
-  const writeBatch = db.transaction((requests: Pending[]): { outcomes: AppendOutcome[][]; written: StoredEvent[] } => {
-    const known = new Map<string, number>();
-    const unknownIds: string[] = [];
-    for (const r of requests) for (const e of r.events) if (!tailIds.has(e.id)) unknownIds.push(e.id);
-    if (unknownIds.length > 0) for (const [id, seq] of q.findIds.iterate(JSON.stringify(unknownIds))) known.set(id, seq);
+  const writeBatch = db.transaction(
+    (requests: Pending[]): { outcomes: AppendOutcome[][]; written: StoredEvent[] } => {
+      const known = new Map<string, number>();
+      const unknownIds: string[] = [];
+      for (const r of requests) for (const e of r.events) if (!tailIds.has(e.id)) unknownIds.push(e.id);
+      if (unknownIds.length > 0)
+        for (const [id, seq] of q.findIds.iterate(JSON.stringify(unknownIds))) known.set(id, seq);
 
-    let seq = lastSeq;
-    const versions = new Map<Device, number>();
-    const created = new Map<string, Device>();
-    const written: StoredEvent[] = [];
-    const outcomes = requests.map((r) =>
-      r.events.map((e): AppendOutcome => {
-        const existing = tailIds.get(e.id) ?? known.get(e.id);
-        if (existing !== undefined) return { status: 'duplicate', seq: existing };
-        let device = devicesById.get(e.deviceId) ?? created.get(e.deviceId);
-        if (!device) {
-          const key = (q.insertDevice.get(e.deviceId) as { device_key: number }).device_key;
-          device = { key, id: e.deviceId, lastVersion: 0 };
-          created.set(e.deviceId, device);
-        }
-        const version = (versions.get(device) ?? device.lastVersion) + 1;
-        versions.set(device, version);
-        seq++;
-        q.insertEvent.run(seq, device.key, version, e.id, e.type, e.time, e.receivedAt, JSON.stringify(e.data));
-        known.set(e.id, seq);
-        written.push({ ...e, seq, version } as StoredEvent);
-        return { status: 'appended', seq, version };
-      }),
-    );
-    // Committed: only now touch the in-memory state.
-    lastSeq = seq;
-    for (const [device, version] of versions) {
-      device.lastVersion = version;
-      devicesById.set(device.id, device);
-      devicesByKey.set(device.key, device);
-    }
-    return { outcomes, written };
-  });
+      let seq = lastSeq;
+      const versions = new Map<Device, number>();
+      const created = new Map<string, Device>();
+      const written: StoredEvent[] = [];
+      const outcomes = requests.map((r) =>
+        r.events.map((e): AppendOutcome => {
+          const existing = tailIds.get(e.id) ?? known.get(e.id);
+          if (existing !== undefined) return { status: 'duplicate', seq: existing };
+          let device = devicesById.get(e.deviceId) ?? created.get(e.deviceId);
+          if (!device) {
+            const key = (q.insertDevice.get(e.deviceId) as { device_key: number }).device_key;
+            device = { key, id: e.deviceId, lastVersion: 0 };
+            created.set(e.deviceId, device);
+          }
+          const version = (versions.get(device) ?? device.lastVersion) + 1;
+          versions.set(device, version);
+          seq++;
+          q.insertEvent.run(
+            seq,
+            device.key,
+            version,
+            e.id,
+            e.type,
+            e.time,
+            e.receivedAt,
+            JSON.stringify(e.data),
+          );
+          known.set(e.id, seq);
+          written.push({ ...e, seq, version });
+          return { status: 'appended', seq, version };
+        }),
+      );
+      // Committed: only now touch the in-memory state.
+      lastSeq = seq;
+      for (const [device, version] of versions) {
+        device.lastVersion = version;
+        devicesById.set(device.id, device);
+        devicesByKey.set(device.key, device);
+      }
+      return { outcomes, written };
+    },
+  );
 
   async function flushLoop(): Promise<void> {
     while (pending.length > 0) {
@@ -196,7 +214,9 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
         result = writeBatch(take);
       } catch (err) {
         logger.error({ err, events: count }, 'event log append failed');
-        const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', `append failed: ${String(err)}`, { cause: err });
+        const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', `append failed: ${String(err)}`, {
+          cause: err,
+        });
         for (const r of take) r.reject(failure);
         continue;
       }
@@ -206,7 +226,9 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
         // The rows are in SQLite but may not be on disk: no caller is told they are durable.
         // Resent messages carry the same ids, so a retry is a no-op once the disk recovers.
         logger.error({ err, events: count }, 'event log fsync failed');
-        const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', `fsync failed: ${String(err)}`, { cause: err });
+        const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', `fsync failed: ${String(err)}`, {
+          cause: err,
+        });
         for (const r of take) r.reject(failure);
         continue;
       }
@@ -235,7 +257,8 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
       q.indexIds.run(indexedThrough, through);
       q.indexStream.run(indexedThrough, through);
       q.indexTime.run(indexedThrough, through);
-      for (const [deviceId, version] of touched) q.setDeviceVersion.run(version, devicesById.get(deviceId)?.key);
+      for (const [deviceId, version] of touched)
+        q.setDeviceVersion.run(version, devicesById.get(deviceId)?.key);
       q.setIndexedThrough.run(through);
     })();
     indexedThrough = through;
@@ -247,7 +270,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
 
   function maybeCheckpoint(): void {
     // Never a PASSIVE checkpoint here: under synchronous=OFF it would copy frames without an fsync.
-    let walBytes = 0;
+    let walBytes: number;
     try {
       walBytes = statSync(`${file}-wal`).size;
     } catch {
@@ -264,12 +287,10 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   }
 
   function schedule(): void {
-    flushing ??= new Promise<void>((resolve) => setImmediate(resolve))
-      .then(flushLoop)
-      .finally(() => {
-        flushing = undefined;
-        if (pending.length > 0) schedule();
-      });
+    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(flushLoop).finally(() => {
+      flushing = undefined;
+      if (pending.length > 0) schedule();
+    });
   }
 
   function deviceKey(deviceId: string): number | undefined {
@@ -302,16 +323,20 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
       const hi = to ?? Number.MAX_SAFE_INTEGER;
       const cursor = after ?? { time: Number.MIN_SAFE_INTEGER, seq: 0 };
       const typeJson = types ? JSON.stringify(types) : null;
-      const indexed = (q.readByTime.all(key, lo, hi, cursor.time, cursor.seq, typeJson, typeJson, limit + 1) as EventRow[]).map(
-        toEvent,
-      );
+      const indexed = (
+        q.readByTime.all(key, lo, hi, cursor.time, cursor.seq, typeJson, typeJson, limit + 1) as EventRow[]
+      ).map(toEvent);
       const fromTail = (tailByDevice.get(deviceId) ?? []).filter(
         (e) => e.time >= lo && e.time < hi && afterCursor(e, cursor) && (!types || types.includes(e.type)),
       );
       const merged = fromTail.length > 0 ? [...indexed, ...fromTail].sort(byTimeThenSeq) : indexed;
       const page = merged.slice(0, limit);
       const last = page.at(-1);
-      return Promise.resolve(merged.length > limit && last ? { events: page, next: { time: last.time, seq: last.seq } } : { events: page });
+      return Promise.resolve(
+        merged.length > limit && last
+          ? { events: page, next: { time: last.time, seq: last.seq } }
+          : { events: page },
+      );
     },
     subscribe(listener) {
       listeners.add(listener);

@@ -42,7 +42,9 @@ export interface DeadLetterStore {
 export const DEAD_LETTER_PAYLOAD_BYTES = 1024;
 
 /** Builds the bounded copy of a payload: UTF-8 text when it is text, base64 otherwise. */
-export function boundedPayload(payload: Buffer): Pick<DeadLetter, 'payload' | 'payloadEncoding' | 'truncated' | 'payloadBytes'> {
+export function boundedPayload(
+  payload: Buffer,
+): Pick<DeadLetter, 'payload' | 'payloadEncoding' | 'truncated' | 'payloadBytes'> {
   const head = payload.subarray(0, DEAD_LETTER_PAYLOAD_BYTES);
   let text: string | undefined;
   try {

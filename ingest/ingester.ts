@@ -51,7 +51,10 @@ export function createIngester(deps: IngesterDeps): Ingester {
           metrics.rejected.inc({ reason: parsed.reason });
           count('rejected');
           // Never bind the payload itself: it is untrusted and may be huge.
-          logger.warn({ clientId, reason: parsed.reason, deviceId: parsed.deviceId, bytes: payload.length }, 'message rejected');
+          logger.warn(
+            { clientId, reason: parsed.reason, deviceId: parsed.deviceId, bytes: payload.length },
+            'message rejected',
+          );
           await deadLetters.add({
             receivedAt,
             clientId,

@@ -12,7 +12,12 @@ export function createMemoryDeadLetterStore(): DeadLetterStore {
     list({ after, reason, deviceId, limit }) {
       return Promise.resolve(
         letters
-          .filter((l) => l.id > (after ?? 0) && (!reason || l.reason === reason) && (!deviceId || l.deviceId === deviceId))
+          .filter(
+            (l) =>
+              l.id > (after ?? 0) &&
+              (!reason || l.reason === reason) &&
+              (!deviceId || l.deviceId === deviceId),
+          )
           .slice(0, limit),
       );
     },

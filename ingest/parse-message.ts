@@ -48,11 +48,14 @@ const MAX_TIME = Date.UTC(2100, 0, 1);
 const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-class Rejection {
+/** Thrown inside the parser only, and always caught by parseMessage. */
+class Rejection extends Error {
   constructor(
     readonly reason: RejectReason,
     readonly detail: string,
-  ) {}
+  ) {
+    super(detail);
+  }
 }
 
 /**
@@ -111,7 +114,8 @@ function toEvent(topic: DeviceTopic, text: string, receivedAt: number): NewEvent
       return { ...base, type: 'TelemetryRecorded', data: { metrics: parseMetrics(body) } };
     case 'state': {
       const state = isWrapped(body, 'state') ? asObject(body.state, 'state') : withoutEnvelope(body);
-      if (Object.keys(state).length === 0) throw new Rejection('invalid_shape', 'state report has no attributes');
+      if (Object.keys(state).length === 0)
+        throw new Rejection('invalid_shape', 'state report has no attributes');
       return { ...base, type: 'StateReported', data: { state } };
     }
     case 'event': {
@@ -129,7 +133,10 @@ function parseObject(text: string): JsonObject {
     value = JSON.parse(text);
   } catch (err) {
     // RangeError here means nesting deep enough to exhaust the stack; still just bad input.
-    throw new Rejection('invalid_json', err instanceof SyntaxError ? err.message : 'payload is not parseable JSON');
+    throw new Rejection(
+      'invalid_json',
+      err instanceof SyntaxError ? err.message : 'payload is not parseable JSON',
+    );
   }
   return asObject(value, 'payload');
 }
@@ -157,13 +164,20 @@ function parseMetrics(body: JsonObject): Record<string, number> {
   if (entries.length === 0) throw new Rejection('no_metrics', 'telemetry has no metrics');
   for (const [name, value] of entries) {
     if (!METRIC_NAME.test(name)) {
-      throw new Rejection('invalid_shape', `metric name ${JSON.stringify(name.slice(0, 80))} is not a valid name`);
+      throw new Rejection(
+        'invalid_shape',
+        `metric name ${JSON.stringify(name.slice(0, 80))} is not a valid name`,
+      );
     }
     if (typeof value !== 'number') {
-      throw new Rejection('invalid_shape', `metric ${name} must be a number, got ${value === null ? 'null' : typeof value}`);
+      throw new Rejection(
+        'invalid_shape',
+        `metric ${name} must be a number, got ${value === null ? 'null' : typeof value}`,
+      );
     }
     // JSON has no NaN/Infinity literals, but 1e999 parses to Infinity.
-    if (!Number.isFinite(value)) throw new Rejection('non_finite_number', `metric ${name} is not a finite number`);
+    if (!Number.isFinite(value))
+      throw new Rejection('non_finite_number', `metric ${name} is not a finite number`);
   }
   // fromEntries defines own properties, so a metric called "__proto__" cannot touch a prototype.
   return Object.fromEntries(entries) as Record<string, number>;
@@ -176,7 +190,8 @@ function parseTime(ts: unknown): number {
   else throw new Rejection('invalid_time', 'ts must be epoch milliseconds or an ISO 8601 string');
   if (!Number.isFinite(time)) throw new Rejection('invalid_time', 'ts is not a valid time');
   if (time < MIN_TIME || time >= MAX_TIME) {
-    const hint = typeof ts === 'number' && ts > 1e8 && ts < 1e11 ? ' (it looks like seconds; send milliseconds)' : '';
+    const hint =
+      typeof ts === 'number' && ts > 1e8 && ts < 1e11 ? ' (it looks like seconds; send milliseconds)' : '';
     throw new Rejection('invalid_time', `ts must fall between 2000 and 2100${hint}`);
   }
   return Math.round(time);

@@ -12,14 +12,23 @@ export type PresenceOutcome = 'appended' | 'unchanged' | 'duplicate';
  */
 export interface PresenceTracker {
   connected(deviceId: string, source: PresenceSource, clientId?: string): Promise<PresenceOutcome>;
-  disconnected(deviceId: string, source: PresenceSource, reason: DisconnectReason, clientId?: string): Promise<PresenceOutcome>;
+  disconnected(
+    deviceId: string,
+    source: PresenceSource,
+    reason: DisconnectReason,
+    clientId?: string,
+  ): Promise<PresenceOutcome>;
   /** Devices currently online. */
   online(): string[];
   /** Marks every online device offline (reason `shutdown`): call before closing the log. */
   shutdown(): Promise<void>;
 }
 
-export function createPresenceTracker(deps: { log: EventLog; logger: Logger; now?: () => number }): PresenceTracker {
+export function createPresenceTracker(deps: {
+  log: EventLog;
+  logger: Logger;
+  now?: () => number;
+}): PresenceTracker {
   const now = deps.now ?? Date.now;
   const onlineDevices = new Set<string>();
 

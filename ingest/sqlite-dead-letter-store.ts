@@ -45,7 +45,18 @@ export function createSqliteDeadLetterStore(dataDir: string): DeadLetterStore {
   const countByReason = db.prepare('SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason');
   const writeAll = db.transaction((letters: NewDeadLetter[]) => {
     for (const l of letters) {
-      insert.run(l.receivedAt, l.clientId, l.topic, l.deviceId ?? null, l.reason, l.detail, l.payloadBytes, l.payload, l.payloadEncoding, l.truncated ? 1 : 0);
+      insert.run(
+        l.receivedAt,
+        l.clientId,
+        l.topic,
+        l.deviceId ?? null,
+        l.reason,
+        l.detail,
+        l.payloadBytes,
+        l.payload,
+        l.payloadEncoding,
+        l.truncated ? 1 : 0,
+      );
     }
   });
 
@@ -71,7 +82,14 @@ export function createSqliteDeadLetterStore(dataDir: string): DeadLetterStore {
       });
     },
     list({ after, reason, deviceId, limit }) {
-      const rows = select.all(after ?? 0, reason ?? null, reason ?? null, deviceId ?? null, deviceId ?? null, limit) as Row[];
+      const rows = select.all(
+        after ?? 0,
+        reason ?? null,
+        reason ?? null,
+        deviceId ?? null,
+        deviceId ?? null,
+        limit,
+      ) as Row[];
       return Promise.resolve(rows.map(toDeadLetter));
     },
     counts() {

@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyReply } from 'fastify';
 import { isEventType, type EventType } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -70,20 +70,23 @@ class Params {
     const raw = this.query[name];
     if (raw === undefined || raw === '') return undefined;
     const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 0) this.problems.push(`${name}: must be a non-negative integer, got "${raw}"`);
+    if (!Number.isSafeInteger(n) || n < 0)
+      this.problems.push(`${name}: must be a non-negative integer, got "${raw}"`);
     return n;
   }
 }
 
 function badRequest(reply: FastifyReply, problems: string[]) {
-  return reply.code(400).send({ error: 'Bad Request', code: 'ERR_QUERY_INVALID', message: problems.join('; '), problems });
+  return reply
+    .code(400)
+    .send({ error: 'Bad Request', code: 'ERR_QUERY_INVALID', message: problems.join('; '), problems });
 }
 
 /** The HTTP API: health, metrics, device history and dead letters. `inject()` tests it without a socket. */
-export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
+export function createHttpServer(deps: HttpServerDeps) {
   const { log, deadLetters, metrics } = deps;
   const app = Fastify({
-    loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    loggerInstance: deps.logger.child({ component: 'http' }),
     // One log line per request is too many for an API polled by dashboards; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     // Device ids may contain ':' and '.'; keep them as path parameters.
@@ -113,10 +116,16 @@ export function createHttpServer(deps: HttpServerDeps): FastifyInstance {
     if (p.problems.length > 0) return badRequest(reply, p.problems);
     const known = await log.readStream(id, { fromVersion: 1, limit: 1 });
     if (known.length === 0) {
-      return reply.code(404).send({ error: 'Not Found', code: 'ERR_NOT_FOUND', message: `no events for device "${id}"` });
+      return reply
+        .code(404)
+        .send({ error: 'Not Found', code: 'ERR_NOT_FOUND', message: `no events for device "${id}"` });
     }
     const page = await log.readStreamByTime(id, { from, to, types, after, limit });
-    return { deviceId: id, events: page.events, next: page.next ? `${page.next.time}_${page.next.seq}` : null };
+    return {
+      deviceId: id,
+      events: page.events,
+      next: page.next ? `${page.next.time}_${page.next.seq}` : null,
+    };
   });
 
   app.get<{ Querystring: Query }>('/api/dead-letters', async (req, reply) => {

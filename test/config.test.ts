@@ -4,7 +4,10 @@ import { parseTime } from '../core/time-parse.js';
 
 describe('config', () => {
   it('takes flags over environment over defaults', () => {
-    const config = resolveConfig({ mqttPort: '1999' }, { FLEETLOG_MQTT_PORT: '1888', FLEETLOG_HTTP_PORT: '9090' });
+    const config = resolveConfig(
+      { mqttPort: '1999' },
+      { FLEETLOG_MQTT_PORT: '1888', FLEETLOG_HTTP_PORT: '9090' },
+    );
     expect([config.mqttPort, config.httpPort, config.dataDir]).toEqual([1999, 9090, './data']);
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -21,7 +24,12 @@ describe('config', () => {
   });
 
   it('has the documented defaults', () => {
-    expect(DEFAULT_CONFIG).toMatchObject({ mqttPort: 1883, httpPort: 8080, host: '127.0.0.1', logLevel: 'info' });
+    expect(DEFAULT_CONFIG).toMatchObject({
+      mqttPort: 1883,
+      httpPort: 8080,
+      host: '127.0.0.1',
+      logLevel: 'info',
+    });
   });
 });
 

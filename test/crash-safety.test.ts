@@ -27,19 +27,30 @@ async function publishUntilKilled(
   let ackCount = 0;
   for (let d = 0; d < DEVICES; d++) {
     const deviceId = `crash-${d}`;
-    const client = await mqtt.connectAsync(url, { clientId: deviceId, protocolVersion: 4, reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(url, {
+      clientId: deviceId,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    });
     client.on('error', () => undefined);
     clients.push(client);
     const pump = () => {
       if (!client.connected) return;
       const seq = nextSeq.get(deviceId) ?? 1;
       nextSeq.set(deviceId, seq + 1);
-      client.publish(`devices/${deviceId}/telemetry`, JSON.stringify({ seq, temperature: seq / 10 }), { qos: 1 }, (err) => {
-        if (err) return;
-        acked.get(deviceId)?.add(seq) ?? acked.set(deviceId, new Set([seq]));
-        ackCount++;
-        pump();
-      });
+      client.publish(
+        `devices/${deviceId}/telemetry`,
+        JSON.stringify({ seq, temperature: seq / 10 }),
+        { qos: 1 },
+        (err) => {
+          if (err) return;
+          const seqs = acked.get(deviceId) ?? new Set<number>();
+          seqs.add(seq);
+          acked.set(deviceId, seqs);
+          ackCount++;
+          pump();
+        },
+      );
     };
     for (let i = 0; i < WINDOW; i++) pump();
   }
@@ -60,16 +71,18 @@ describe('crash safety of the write side', () => {
       const server = await spawnServe(dataDir);
       const started = Date.now();
       // Kill at a different moment each round, mid-stream.
-      const count = await publishUntilKilled(server.mqttUrl, nextSeq, acked, 900 + round * 350, () => kill9(server.child));
+      const count = await publishUntilKilled(server.mqttUrl, nextSeq, acked, 900 + round * 350, () =>
+        kill9(server.child),
+      );
       rates.push(count / ((Date.now() - started) / 1000));
       // Devices resend from where their acks stopped, so later rounds also resend some unacknowledged seqs.
       for (const [deviceId, seqs] of acked) nextSeq.set(deviceId, Math.max(...seqs) + 1 - 5);
     }
-    expect(Math.min(...rates)).toBeGreaterThan(1000);
+    expect(Math.min(...rates)).toBeGreaterThan(2000); // "several thousand msg/s"; ~45,000 measured here
 
     const log = createSqliteEventLog({ dataDir, logger: silentLogger() });
     const all: StoredEvent[] = [];
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const page = await log.readAll({ after, limit: 10_000 });
       if (page.length === 0) break;
       all.push(...page);

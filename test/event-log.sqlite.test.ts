@@ -26,7 +26,8 @@ eventLogContract({
 // Index-less tail vs indexed history: the same contract must hold on both sides of the indexer.
 eventLogContract({
   name: 'sqlite, indexing every event',
-  open: () => Promise.resolve(open(mkdtempSync(path.join(tmpdir(), 'fleetlog-log-')), { indexBatchEvents: 1 })),
+  open: () =>
+    Promise.resolve(open(mkdtempSync(path.join(tmpdir(), 'fleetlog-log-')), { indexBatchEvents: 1 })),
   reopen: async (log) => {
     await log.close();
     return open(dirs.get(log) as string, { indexBatchEvents: 1 });

@@ -21,7 +21,11 @@ async function connect(url: string, options: mqtt.IClientOptions = {}): Promise<
   return client;
 }
 
-async function history(s: Server, deviceId: string, query = ''): Promise<{ status: number; body: { events: StoredEvent[] } }> {
+async function history(
+  s: Server,
+  deviceId: string,
+  query = '',
+): Promise<{ status: number; body: { events: StoredEvent[] } }> {
   const res = await fetch(`${s.httpUrl}/api/devices/${deviceId}/events?limit=10000${query}`);
   return { status: res.status, body: (await res.json()) as { events: StoredEvent[] } };
 }
@@ -51,7 +55,10 @@ describe('ingest through the embedded Aedes broker', () => {
     await client.publishAsync('devices/bad-1/nonsense', '{}', { qos: 1 });
     await client.publishAsync('devices/bad-1/telemetry', '{"seq":3,"temperature":20}', { qos: 1 });
     const res = await fetch(`${server.httpUrl}/api/dead-letters`);
-    const body = (await res.json()) as { deadLetters: { reason: string; topic: string; payload: string; clientId: string }[]; counts: unknown };
+    const body = (await res.json()) as {
+      deadLetters: { reason: string; topic: string; payload: string; clientId: string }[];
+      counts: unknown;
+    };
     expect(body.deadLetters.map((d) => [d.reason, d.topic, d.payload, d.clientId])).toEqual([
       ['invalid_json', 'devices/bad-1/telemetry', '{"seq":1,"temperature":', 'probe-client'],
       ['invalid_shape', 'devices/bad-1/telemetry', '{"seq":2,"temperature":"hot"}', 'probe-client'],
@@ -96,7 +103,12 @@ describe('ingest through the embedded Aedes broker', () => {
 
   it('records connects and disconnects of a device with a last will, with the reason', async () => {
     server = await startTestServer();
-    const will = { topic: 'devices/dev-7/status', payload: Buffer.from('offline'), qos: 1 as const, retain: true };
+    const will = {
+      topic: 'devices/dev-7/status',
+      payload: Buffer.from('offline'),
+      qos: 1 as const,
+      retain: true,
+    };
     const first = await connect(server.mqttUrl, { clientId: 'dev-7', will });
     await first.endAsync(); // clean DISCONNECT
     const second = await connect(server.mqttUrl, { clientId: 'dev-7', will });
@@ -136,7 +148,9 @@ describe('ingest through the embedded Aedes broker', () => {
     await waitFor(() => (got.length === 2 ? true : undefined));
     expect(got).toEqual(['chat/room hello', 'devices/ws-1/telemetry {"seq":5,"t":1}']);
     expect((await history(server, 'ws-1')).body.events.map((e) => e.id)).toEqual(['ws-1:5']);
-    const dead = (await (await fetch(`${server.httpUrl}/api/dead-letters`)).json()) as { deadLetters: unknown[] };
+    const dead = (await (await fetch(`${server.httpUrl}/api/dead-letters`)).json()) as {
+      deadLetters: unknown[];
+    };
     expect(dead.deadLetters).toEqual([]);
   });
 });

@@ -3,7 +3,10 @@ import { parseMessage, type ParseResult } from '../ingest/parse-message.js';
 
 const NOW = Date.UTC(2026, 10, 25, 10, 0, 0);
 const parse = (topic: string, payload: string | Buffer, maxPayloadBytes = 1024): ParseResult =>
-  parseMessage(topic, typeof payload === 'string' ? Buffer.from(payload) : payload, { maxPayloadBytes, receivedAt: NOW });
+  parseMessage(topic, typeof payload === 'string' ? Buffer.from(payload) : payload, {
+    maxPayloadBytes,
+    receivedAt: NOW,
+  });
 
 function rejected(result: ParseResult): { reason?: string; detail?: string } {
   return result.kind === 'rejected' ? { reason: result.reason, detail: result.detail } : {};
@@ -11,7 +14,12 @@ function rejected(result: ParseResult): { reason?: string; detail?: string } {
 
 describe('parseMessage: accepted messages', () => {
   it('reads the wrapped telemetry form with ts and seq', () => {
-    expect(parse('devices/d1/telemetry', '{"ts":1764064800500,"seq":7,"metrics":{"temperature":21.5,"humidity":40}}')).toEqual({
+    expect(
+      parse(
+        'devices/d1/telemetry',
+        '{"ts":1764064800500,"seq":7,"metrics":{"temperature":21.5,"humidity":40}}',
+      ),
+    ).toEqual({
       kind: 'event',
       event: {
         id: 'd1:7',
@@ -26,7 +34,10 @@ describe('parseMessage: accepted messages', () => {
 
   it('reads the bare telemetry form, an ISO ts, and defaults time to the receive time', () => {
     const bare = parse('devices/d1/telemetry', '{"seq":1,"temperature":21.5}');
-    expect(bare.kind === 'event' && [bare.event.time, bare.event.data]).toEqual([NOW, { metrics: { temperature: 21.5 } }]);
+    expect(bare.kind === 'event' && [bare.event.time, bare.event.data]).toEqual([
+      NOW,
+      { metrics: { temperature: 21.5 } },
+    ]);
     const iso = parse('devices/d1/telemetry', '{"ts":"2026-11-25T09:59:00Z","v":1}');
     expect(iso.kind === 'event' && iso.event.time).toBe(Date.UTC(2026, 10, 25, 9, 59, 0));
   });
@@ -41,7 +52,9 @@ describe('parseMessage: accepted messages', () => {
     const wrapped = parse('devices/d1/state', '{"seq":3,"state":{"firmware":"1.2.0"}}');
     expect(wrapped.kind === 'event' && wrapped.event.data).toEqual({ state: { firmware: '1.2.0' } });
     const bare = parse('devices/d1/state', '{"firmware":"1.2.0","location":{"lat":1}}');
-    expect(bare.kind === 'event' && bare.event.data).toEqual({ state: { firmware: '1.2.0', location: { lat: 1 } } });
+    expect(bare.kind === 'event' && bare.event.data).toEqual({
+      state: { firmware: '1.2.0', location: { lat: 1 } },
+    });
     const event = parse('devices/d1/events/door_open', '{"seq":4,"data":{"door":2}}');
     expect(event.kind === 'event' && [event.event.type, event.event.data]).toEqual([
       'DeviceEventReported',
@@ -54,7 +67,10 @@ describe('parseMessage: accepted messages', () => {
   it('turns status payloads into presence events', () => {
     const on = parse('devices/d1/status', 'online');
     const off = parse('devices/d1/status', 'offline');
-    expect(on.kind === 'event' && [on.event.type, on.event.data]).toEqual(['DeviceConnected', { source: 'status' }]);
+    expect(on.kind === 'event' && [on.event.type, on.event.data]).toEqual([
+      'DeviceConnected',
+      { source: 'status' },
+    ]);
     expect(off.kind === 'event' && [off.event.type, off.event.data]).toEqual([
       'DeviceDisconnected',
       { source: 'status', reason: 'status' },
@@ -68,13 +84,14 @@ describe('parseMessage: accepted messages', () => {
 
   it('keeps a metric called __proto__ as plain data without touching any prototype', () => {
     const result = parse('devices/d1/telemetry', '{"__proto__":5,"t":1}');
-    expect(result.kind === 'event' && Object.getOwnPropertyNames(result.kind === 'event' ? result.event.data : {})).toEqual([
-      'metrics',
-    ]);
-    expect(result.kind === 'event' && result.event.type === 'TelemetryRecorded' && Object.keys(result.event.data.metrics)).toEqual([
-      '__proto__',
-      't',
-    ]);
+    expect(
+      result.kind === 'event' && Object.getOwnPropertyNames(result.kind === 'event' ? result.event.data : {}),
+    ).toEqual(['metrics']);
+    expect(
+      result.kind === 'event' &&
+        result.event.type === 'TelemetryRecorded' &&
+        Object.keys(result.event.data.metrics),
+    ).toEqual(['__proto__', 't']);
     expect(({} as Record<string, unknown>).t).toBeUndefined();
   });
 });

@@ -11,7 +11,12 @@ describe('README', () => {
     const rows = readme
       .split('\n')
       .filter((l) => /^\| `--[a-z-]+` \| `FLEETLOG_/.test(l))
-      .map((l) => l.split('|').slice(1, 4).map((c) => c.trim().replace(/`/g, '')));
+      .map((l) =>
+        l
+          .split('|')
+          .slice(1, 4)
+          .map((c) => c.trim().replace(/`/g, '')),
+      );
     expect(rows).toEqual(SETTINGS.map((s) => [s.flag, s.env, String(s.default)]));
   });
 

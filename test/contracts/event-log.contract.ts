@@ -133,7 +133,14 @@ export function eventLogContract(factory: EventLogFactory): void {
     it('filters a device stream by event type', async () => {
       await log.append([
         telemetry('a', 1),
-        { id: 'a:2', deviceId: 'a', type: 'DeviceConnected', time: T0 + 2000, receivedAt: T0, data: { source: 'broker' } },
+        {
+          id: 'a:2',
+          deviceId: 'a',
+          type: 'DeviceConnected',
+          time: T0 + 2000,
+          receivedAt: T0,
+          data: { source: 'broker' },
+        },
         telemetry('a', 3),
       ]);
       const page = await log.readStreamByTime('a', { types: ['DeviceConnected'], limit: 10 });

@@ -25,7 +25,10 @@ export interface SpawnedServer {
 }
 
 /** Runs the built `fleetlog serve` as a child process and waits for its startup lines. */
-export async function spawnServe(dataDir: string, extraEnv: Record<string, string> = {}): Promise<SpawnedServer> {
+export async function spawnServe(
+  dataDir: string,
+  extraEnv: Record<string, string> = {},
+): Promise<SpawnedServer> {
   const mqttPort = await freePort();
   const httpPort = await freePort();
   const child = spawn(process.execPath, [CLI, 'serve'], {
@@ -58,7 +61,12 @@ export async function spawnServe(dataDir: string, extraEnv: Record<string, strin
     });
   });
   child.removeAllListeners('exit');
-  return { child, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, httpUrl: `http://127.0.0.1:${httpPort}`, output: () => output };
+  return {
+    child,
+    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    httpUrl: `http://127.0.0.1:${httpPort}`,
+    output: () => output,
+  };
 }
 
 /** SIGKILL, then wait for the process to be gone. */

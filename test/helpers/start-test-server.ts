@@ -21,12 +21,19 @@ export async function startTestServer(
     eventLog: 'sqlite',
     ...overrides,
   };
-  const running = await startFleetlog(config, { logger: silentLogger(), metrics: createMetrics(), ...(log ? { log } : {}) });
+  const running = await startFleetlog(config, {
+    logger: silentLogger(),
+    metrics: createMetrics(),
+    ...(log ? { log } : {}),
+  });
   return { ...running, dataDir };
 }
 
 /** Polls `check` until it returns a value or the deadline passes; bounded, for things that happen asynchronously. */
-export async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 5000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
