@@ -10,7 +10,7 @@ describe('README', () => {
   it('lists every setting with its flag, variable and default, and nothing else', () => {
     const rows = readme
       .split('\n')
-      .filter((l) => /^\| `--[a-z-]+` \| `FLEETLOG_/.test(l))
+      .filter((l) => /^\|\s*`--[a-z-]+`\s*\|\s*`FLEETLOG_/.test(l))
       .map((l) =>
         l
           .split('|')
