@@ -11,23 +11,25 @@ import { createIngester } from '../ingest/ingester.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
 import { createPresenceTracker } from '../ingest/presence-tracker.js';
 import { createSqliteDeadLetterStore } from '../ingest/sqlite-dead-letter-store.js';
+import { startProcessors, type ReadSide } from '../processors/start-processors.js';
 import { createHttpServer } from '../query/http-server.js';
 
 export type ServerConfig = Pick<
   Config,
-  'dataDir' | 'host' | 'mqttPort' | 'httpPort' | 'maxPayloadBytes' | 'eventLog'
+  'dataDir' | 'host' | 'mqttPort' | 'httpPort' | 'maxPayloadBytes' | 'eventLog' | 'snapshotEvery'
 >;
 
 export interface RunningFleetlog {
   log: EventLog;
   deadLetters: DeadLetterStore;
   broker: EmbeddedBroker;
+  readSide: ReadSide;
   metrics: Metrics;
   /** Where things listen, with the ports actually bound. */
   mqttUrl: string;
   httpUrl: string;
   wsUrl: string;
-  /** Broker first (no new messages, clients recorded offline), then the HTTP server, then the stores. */
+  /** Broker first (no new messages, clients recorded offline), then the processors drain, then the stores. */
   close(): Promise<void>;
 }
 
@@ -58,6 +60,11 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     config.eventLog === 'memory'
       ? createMemoryDeadLetterStore()
       : createSqliteDeadLetterStore(config.dataDir);
+  const readSide = await startProcessors(log, {
+    dataDir: config.eventLog === 'memory' ? null : config.dataDir,
+    snapshotEvery: config.snapshotEvery,
+    logger,
+  });
   const presence = createPresenceTracker({ log, logger: logger.child({ component: 'presence' }) });
   const ingester = createIngester({
     log,
@@ -80,6 +87,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     deadLetters,
     metrics,
     logger,
+    readSide,
     health: () => ({
       mqtt: { clients: broker.aedes.connectedClients, devicesOnline: presence.online().length },
     }),
@@ -93,12 +101,15 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     log,
     deadLetters,
     broker,
+    readSide,
     metrics,
     mqttUrl: `mqtt://${shownHost}:${broker.port}`,
     httpUrl: `http://${shownHost}:${httpPort}`,
     wsUrl: `ws://${shownHost}:${httpPort}/mqtt`,
     async close() {
       await broker.close();
+      await readSide.runner.waitFor(await log.lastSeq());
+      await readSide.close();
       await http.close();
       await log.close();
       await deadLetters.close();

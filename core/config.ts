@@ -18,6 +18,8 @@ export interface Config {
   maxPayloadBytes: number;
   /** Event log backend. */
   eventLog: 'sqlite' | 'memory';
+  /** Snapshot a device's aggregate every this many of its events (for "state as of"). */
+  snapshotEvery: number;
   /** Broker URL for the client commands (simulate, subscribe). */
   mqttUrl: string;
   /** API URL for the client commands (history, dead-letters). */
@@ -133,6 +135,14 @@ export const SETTINGS = [
     default: 'sqlite',
     description: 'event log backend: sqlite (durable) or memory (tests, throwaway demos)',
     parse: oneOf(['sqlite', 'memory'] as const),
+  }),
+  setting({
+    key: 'snapshotEvery',
+    flag: '--snapshot-every',
+    env: 'FLEETLOG_SNAPSHOT_EVERY',
+    default: 100,
+    description: 'snapshot each device aggregate every N of its events (faster "state as of", more space)',
+    parse: positiveInt,
   }),
   setting({
     key: 'mqttUrl',

@@ -16,6 +16,12 @@ export interface Metrics {
   mqttClients: Gauge;
   /** Highest durable seq of the event log. */
   logLastSeq: Gauge;
+  /** Events in the log a projection has not folded yet. */
+  projectionLag: Gauge<'projection'>;
+  /** 1 when a projection has stopped on an error. */
+  projectionFailed: Gauge<'projection'>;
+  /** Server-sent-event clients of /api/stream. */
+  streamClients: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -61,6 +67,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     logLastSeq: new Gauge({
       name: 'fleetlog_log_last_seq',
       help: 'Highest durable global position of the event log',
+      registers,
+    }),
+    projectionLag: new Gauge({
+      name: 'fleetlog_projection_lag_events',
+      help: 'Events not yet folded, per projection',
+      labelNames: ['projection'],
+      registers,
+    }),
+    projectionFailed: new Gauge({
+      name: 'fleetlog_projection_failed',
+      help: '1 when the projection stopped on an error',
+      labelNames: ['projection'],
+      registers,
+    }),
+    streamClients: new Gauge({
+      name: 'fleetlog_stream_clients',
+      help: 'Clients connected to /api/stream',
       registers,
     }),
   };

@@ -80,6 +80,8 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
   let stopping: Promise<SimulatorSummary> | undefined;
   /** Set when start() gives up or stop() is called, so the connect workers stop opening connections. */
   let abandoned = false;
+  /** Next device in the round-robin. */
+  let cursor = 0;
   let markFinished = (): void => undefined;
   const finished = new Promise<void>((resolve) => (markFinished = resolve));
 
@@ -145,7 +147,6 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
       markFinished();
     }
   }
-  let cursor = 0;
 
   return {
     deviceIds: specs.map((s) => s.deviceId),

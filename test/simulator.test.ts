@@ -8,6 +8,8 @@ import { formatJsonLine, formatPretty } from '../cli/commands/subscribe.js';
 import { parseDuration } from '../core/duration.js';
 import { isFleetlogError } from '../core/errors.js';
 import { createSimulator, type SimulatorOptions } from '../simulator/simulator.js';
+import { createPacer } from '../simulator/pacer.js';
+import { planFleet } from '../simulator/plan-fleet.js';
 import { verifyAgainstApi } from '../simulator/verify.js';
 
 const DATA_TOPIC = /^devices\/([^/]+)\/(telemetry|state|events\/[^/]+)$/;
@@ -180,6 +182,43 @@ describe('simulator against an in-process Aedes broker', () => {
       durationMs: 0,
       devices: 5,
     });
+  });
+});
+
+describe('fleet plan and pacing', () => {
+  it('deals profiles by weight, interleaved, with ids numbered across the fleet', () => {
+    const plan = planFleet({
+      devices: 6,
+      seed: 1,
+      idPrefix: 'lab',
+      profiles: { env: 2, meter: 1, tracker: 0 },
+    });
+    expect(plan.map((d) => d.deviceId)).toEqual([
+      'lab-env-0001',
+      'lab-meter-0002',
+      'lab-env-0003',
+      'lab-env-0004',
+      'lab-meter-0005',
+      'lab-env-0006',
+    ]);
+    expect(new Set(plan.map((d) => d.seed)).size).toBe(6);
+  });
+
+  it('schedules floor(rate × elapsed) messages, stops at the duration, and drops what a stall would burst', () => {
+    const pacer = createPacer(200, 1500, 1000);
+    expect([0, 4, 5, 20, 1000, 1499, 1500, 9000].map((t) => pacer.step(t))).toEqual([
+      { send: 0, dropped: 0 },
+      { send: 0, dropped: 0 },
+      { send: 1, dropped: 0 },
+      { send: 3, dropped: 0 },
+      { send: 196, dropped: 0 },
+      { send: 99, dropped: 0 },
+      { send: 1, dropped: 0 },
+      { send: 0, dropped: 0 },
+    ]);
+    const stalled = createPacer(100, undefined, 1000);
+    expect(stalled.step(3000)).toEqual({ send: 100, dropped: 200 });
+    expect(stalled.step(3010)).toEqual({ send: 1, dropped: 0 });
   });
 });
 

@@ -25,7 +25,7 @@ export function registerDemo(program: Command): void {
         seed: Date.now() % 1_000_000,
         trackAcked: false,
       },
-      { logger: logger.child({ component: 'simulator' }) },
+      { logger },
     );
     await simulator.start();
     printListening(running, config, process.stdout);

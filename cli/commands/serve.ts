@@ -13,6 +13,7 @@ export const SERVER_SETTINGS = [
   'logLevel',
   'maxPayloadBytes',
   'eventLog',
+  'snapshotEvery',
 ] as const;
 
 /** Starts the server or explains, in one sentence, what to change. */

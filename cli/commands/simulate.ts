@@ -52,7 +52,7 @@ export function registerSimulate(program: Command): void {
     .option('--id-prefix <prefix>', 'first part of every device id (sim → sim-env-0001)', 'sim')
     .option(
       '--profiles <mix>',
-      `device kinds and relative weights (${PROFILE_NAMES.join(', ')})`,
+      `device kinds (${PROFILE_NAMES.join(', ')}) and relative weights, e.g. env=3,meter=1, or just tracker`,
       'env=1,tracker=1,meter=1',
     )
     .option(
@@ -77,7 +77,18 @@ export function registerSimulate(program: Command): void {
     const args = parseFlags(flags);
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
     const sim = createSimulator(
-      { url: config.mqttUrl, ...args, trackAcked: args.verify },
+      {
+        url: config.mqttUrl,
+        devices: args.devices,
+        rate: args.rate,
+        durationMs: args.durationMs,
+        qos: args.qos,
+        seed: args.seed,
+        idPrefix: args.idPrefix,
+        profiles: args.profiles,
+        // Only a verified run needs every acked seq kept; a long unverified run would just grow memory.
+        trackAcked: args.verify,
+      },
       { logger: logger.child({ command: 'simulate' }) },
     );
     const untrap = trapSignals(sim);
@@ -96,6 +107,8 @@ export function registerSimulate(program: Command): void {
       const summary = await sim.stop();
       stopProgress();
       process.stdout.write(formatSummary(summary, args));
+      // Nothing is left to stop cleanly: from here Ctrl-C may simply end the process.
+      untrap();
       if (args.verify) await verify(config.apiUrl, sim);
     } finally {
       untrap();

@@ -100,10 +100,10 @@ function subscribe(url: string, filters: string[], qos: 0 | 1 | 2, json: boolean
     const reason = describeError(err);
     if (reason !== lastError) {
       say(
-        `cannot reach the MQTT broker at ${url}: ${reason}; retrying every ${RECONNECT_PERIOD_MS / 1000} s (Ctrl-C to quit)`,
+        `cannot connect to the MQTT broker at ${url}: ${reason}; retrying every ${RECONNECT_PERIOD_MS / 1000} s (Ctrl-C to quit)`,
       );
     } else if (failures % REPEAT_ERROR_EVERY === 0) {
-      say(`still cannot reach ${url} after ${failures} attempts: ${reason}`);
+      say(`still cannot connect to ${url} after ${failures} attempts: ${reason}`);
     }
     lastError = reason;
   });

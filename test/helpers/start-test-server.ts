@@ -19,6 +19,7 @@ export async function startTestServer(
     httpPort: 0,
     maxPayloadBytes: 65536,
     eventLog: 'sqlite',
+    snapshotEvery: 100,
     ...overrides,
   };
   const running = await startFleetlog(config, {

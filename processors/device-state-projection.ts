@@ -1,0 +1,137 @@
+import type Database from 'better-sqlite3';
+import type { StoredEvent } from '../core/event.js';
+import { evolveDevice, initialDeviceAggregate, type DeviceAggregate } from './device-aggregate.js';
+import { foldEach, type Projection } from './projection.js';
+
+interface Entry {
+  aggregate: DeviceAggregate;
+  /** Events folded since the last snapshot. */
+  sinceSnapshot: number;
+  /** Highest snapshot boundary of this device (0: none). */
+  maxBoundary: number;
+}
+
+export interface DeviceStateProjection extends Projection {
+  /** The current aggregate, or undefined for a device with no events. */
+  get(db: Database.Database, deviceId: string): DeviceAggregate | undefined;
+}
+
+/**
+ * The device aggregate, plus snapshots for "state as of T".
+ *
+ * A snapshot with boundary B holds the fold of every event of the device whose event time is < B. A new one
+ * is taken every `snapshotEvery` events with B = lastSeen + 1 (the live aggregate then qualifies: every event
+ * so far is older than B). A late event (time < B of existing snapshots) is folded into those snapshots too,
+ * which is sound because the fold does not depend on order. So "as of T" = the latest snapshot with
+ * B ≤ T + 1, plus the events with time in [B, T] read from the log.
+ */
+export function createDeviceStateProjection(options: { snapshotEvery: number }): DeviceStateProjection {
+  const cache = new Map<string, Entry>();
+  let stmts: ReturnType<typeof prepare> | undefined;
+
+  function prepare(db: Database.Database) {
+    return {
+      load: db.prepare('SELECT state, since_snapshot, max_boundary FROM device_state WHERE device_id = ?'),
+      save: db.prepare(
+        `INSERT INTO device_state (device_id, online, last_seen, since_snapshot, max_boundary, state) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen,
+           since_snapshot = excluded.since_snapshot, max_boundary = excluded.max_boundary, state = excluded.state`,
+      ),
+      snapshotsAfter: db.prepare(
+        'SELECT boundary, state FROM device_snapshots WHERE device_id = ? AND boundary > ?',
+      ),
+      saveSnapshot: db.prepare(
+        'INSERT OR REPLACE INTO device_snapshots (device_id, boundary, state) VALUES (?, ?, ?)',
+      ),
+    };
+  }
+
+  function load(db: Database.Database, deviceId: string): Entry {
+    const cached = cache.get(deviceId);
+    if (cached) return cached;
+    stmts ??= prepare(db);
+    const row = stmts.load.get(deviceId) as
+      { state: string; since_snapshot: number; max_boundary: number } | undefined;
+    if (!row) return { aggregate: initialDeviceAggregate(deviceId), sinceSnapshot: 0, maxBoundary: 0 };
+    return {
+      aggregate: JSON.parse(row.state) as DeviceAggregate,
+      sinceSnapshot: row.since_snapshot,
+      maxBoundary: row.max_boundary,
+    };
+  }
+
+  return {
+    name: 'device-state',
+    version: 1,
+    handles: [
+      'TelemetryRecorded',
+      'StateReported',
+      'DeviceEventReported',
+      'DeviceConnected',
+      'DeviceDisconnected',
+    ],
+    setup(db) {
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS device_state (
+          device_id TEXT PRIMARY KEY, online INTEGER, last_seen INTEGER NOT NULL,
+          since_snapshot INTEGER NOT NULL, max_boundary INTEGER NOT NULL, state TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS device_snapshots (
+          device_id TEXT NOT NULL, boundary INTEGER NOT NULL, state TEXT NOT NULL,
+          PRIMARY KEY (device_id, boundary)
+        ) WITHOUT ROWID;`);
+      stmts = prepare(db);
+    },
+    reset(db) {
+      db.exec('DELETE FROM device_state; DELETE FROM device_snapshots;');
+    },
+    invalidate() {
+      cache.clear();
+    },
+    apply(db, events: readonly StoredEvent[]) {
+      stmts ??= prepare(db);
+      const s = stmts;
+      const touched = new Map<string, Entry>();
+      foldEach(events, (event) => {
+        const before = touched.get(event.deviceId) ?? load(db, event.deviceId);
+        const entry: Entry = {
+          ...before,
+          aggregate: evolveDevice(before.aggregate, event),
+          sinceSnapshot: before.sinceSnapshot + 1,
+        };
+        if (event.time < entry.maxBoundary) {
+          for (const snap of s.snapshotsAfter.all(event.deviceId, event.time) as {
+            boundary: number;
+            state: string;
+          }[]) {
+            const state = evolveDevice(JSON.parse(snap.state) as DeviceAggregate, event);
+            s.saveSnapshot.run(event.deviceId, snap.boundary, JSON.stringify(state));
+          }
+        }
+        if (entry.sinceSnapshot >= options.snapshotEvery) {
+          const boundary = entry.aggregate.lastSeen + 1;
+          s.saveSnapshot.run(event.deviceId, boundary, JSON.stringify(entry.aggregate));
+          entry.maxBoundary = Math.max(entry.maxBoundary, boundary);
+          entry.sinceSnapshot = 0;
+        }
+        touched.set(event.deviceId, entry);
+      });
+      for (const [deviceId, e] of touched) {
+        const online = e.aggregate.online === null ? null : e.aggregate.online ? 1 : 0;
+        s.save.run(
+          deviceId,
+          online,
+          e.aggregate.lastSeen,
+          e.sinceSnapshot,
+          e.maxBoundary,
+          JSON.stringify(e.aggregate),
+        );
+        cache.set(deviceId, e);
+      }
+    },
+    get(db, deviceId) {
+      const entry = load(db, deviceId);
+      return entry.aggregate.events === 0 ? undefined : entry.aggregate;
+    },
+  };
+}

@@ -1,0 +1,231 @@
+import type Database from 'better-sqlite3';
+import type { StoredEvent } from '../core/event.js';
+import type { Logger } from '../core/logger.js';
+import type { EventLog } from '../eventlog/event-log.js';
+import { ProjectionFailure, type Projection } from './projection.js';
+
+/** What the runner needs from a log: read in order, hear about new events. */
+export type LogSource = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq'>;
+
+export interface ProjectionStatus {
+  name: string;
+  version: number;
+  /** Global seq folded through. */
+  position: number;
+  /** Events in the log not folded yet. */
+  lag: number;
+  state: 'running' | 'rebuilding' | 'failed';
+  /** Set when failed: the event that could not be folded, and why. */
+  failedSeq?: number;
+  error?: string;
+}
+
+export interface ProjectionRunnerOptions {
+  source: LogSource;
+  db: Database.Database;
+  projections: readonly Projection[];
+  logger: Logger;
+  /** Events read and committed per transaction. */
+  batchSize?: number;
+  /** Called after each committed batch: for progress bars and metrics. */
+  onBatch?: (events: number, position: number) => void;
+}
+
+export interface ProjectionRunner {
+  /** Opens the checkpoints and starts catching up, then following the log; does not wait for the catch-up. */
+  start(): Promise<void>;
+  status(): ProjectionStatus[];
+  /** Resets one projection (or all) and folds the log again, while everything else keeps running. */
+  rebuild(name?: string): Promise<void>;
+  /** Resolves when every healthy projection has folded through `seq`. */
+  waitFor(seq: number): Promise<void>;
+  /** Stops following the log after the batch in progress. */
+  close(): Promise<void>;
+}
+
+interface Slot {
+  projection: Projection;
+  position: number;
+  state: ProjectionStatus['state'];
+  failedSeq?: number;
+  error?: string;
+  handles: ReadonlySet<string>;
+}
+
+export function createProjectionRunner(options: ProjectionRunnerOptions): ProjectionRunner {
+  const { source, db, logger } = options;
+  const batchSize = options.batchSize ?? 5000;
+  const getCheckpoint = db.prepare('SELECT version, position FROM checkpoints WHERE projection = ?');
+  const setCheckpoint = db.prepare(
+    'INSERT INTO checkpoints (projection, version, position) VALUES (?, ?, ?) ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = excluded.position',
+  );
+
+  const slots: Slot[] = options.projections.map((projection) => ({
+    projection,
+    position: 0,
+    state: 'running',
+    handles: new Set(projection.handles),
+  }));
+  let logHead = 0;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let closed = false;
+  let unsubscribe: (() => void) | undefined;
+  const waiters: { seq: number; resolve: () => void }[] = [];
+
+  function open(slot: Slot): void {
+    const { projection } = slot;
+    projection.setup(db);
+    const saved = getCheckpoint.get(projection.name) as { version: number; position: number } | undefined;
+    if (saved && saved.version === projection.version) {
+      slot.position = saved.position;
+      return;
+    }
+    if (saved)
+      logger.info(
+        { projection: projection.name, from: saved.version, to: projection.version },
+        'projection version changed: rebuilding',
+      );
+    resetSlot(slot);
+  }
+
+  function resetSlot(slot: Slot): void {
+    db.transaction(() => {
+      slot.projection.reset(db);
+      setCheckpoint.run(slot.projection.name, slot.projection.version, 0);
+    })();
+    slot.projection.invalidate();
+    slot.position = 0;
+    slot.state = 'rebuilding';
+    delete slot.failedSeq;
+    delete slot.error;
+  }
+
+  /** One transaction: each projection folds its part inside a savepoint, so one failing leaves the others. */
+  function applyBatch(events: readonly StoredEvent[]): void {
+    const last = events.at(-1)?.seq ?? 0;
+    const failures: { slot: Slot; err: unknown }[] = [];
+    db.transaction(() => {
+      for (const slot of slots) {
+        if (slot.state === 'failed' || slot.position >= last) continue;
+        const mine = events.filter((e) => e.seq > slot.position && slot.handles.has(e.type));
+        try {
+          db.transaction(() => {
+            if (mine.length > 0) slot.projection.apply(db, mine);
+            setCheckpoint.run(slot.projection.name, slot.projection.version, last);
+          })();
+        } catch (err) {
+          failures.push({ slot, err });
+        }
+      }
+    })();
+    for (const slot of slots) if (slot.state !== 'failed' && slot.position < last) slot.position = last;
+    for (const { slot, err } of failures) {
+      slot.projection.invalidate();
+      slot.state = 'failed';
+      slot.failedSeq = err instanceof ProjectionFailure ? err.seq : undefined;
+      slot.error = err instanceof Error ? err.message : String(err);
+      // The checkpoint stays before the batch; a restart (or a fixed version) retries from there.
+      logger.error(
+        { projection: slot.projection.name, seq: slot.failedSeq, err },
+        'projection failed and stopped',
+      );
+    }
+    options.onBatch?.(events.length, last);
+  }
+
+  function minPosition(): number | undefined {
+    const healthy = slots.filter((s) => s.state !== 'failed');
+    return healthy.length === 0 ? undefined : Math.min(...healthy.map((s) => s.position));
+  }
+
+  function settleWaiters(): void {
+    const min = minPosition() ?? Number.POSITIVE_INFINITY;
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const w = waiters[i];
+      if (w && w.seq <= min) {
+        waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  async function catchUp(): Promise<void> {
+    for (;;) {
+      const from = minPosition();
+      if (closed || from === undefined) break;
+      const events = await source.readAll({ after: from, limit: batchSize });
+      if (closed || events.length === 0) break;
+      applyBatch(events);
+      settleWaiters();
+      if (events.length < batchSize && (events.at(-1)?.seq ?? 0) >= logHead) break;
+      // Let ingest and the API breathe between large batches during a rebuild.
+      await new Promise((r) => setImmediate(r));
+    }
+    for (const slot of slots)
+      if (slot.state === 'rebuilding' && slot.position >= logHead) slot.state = 'running';
+    settleWaiters();
+  }
+
+  /** Single-flight: a kick while catching up schedules one more pass instead of a second loop. */
+  function kick(): void {
+    if (closed) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = catchUp()
+      .catch((err: unknown) => logger.error({ err }, 'projection runner could not read the log'))
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          kick();
+        }
+      });
+  }
+
+  return {
+    async start() {
+      for (const slot of slots) open(slot);
+      logHead = await source.lastSeq();
+      unsubscribe = source.subscribe((events) => {
+        logHead = Math.max(logHead, events.at(-1)?.seq ?? 0);
+        kick();
+      });
+      kick();
+    },
+    status() {
+      return slots.map((s) => ({
+        name: s.projection.name,
+        version: s.projection.version,
+        position: s.position,
+        lag: Math.max(0, logHead - s.position),
+        state: s.state,
+        ...(s.failedSeq === undefined ? {} : { failedSeq: s.failedSeq }),
+        ...(s.error === undefined ? {} : { error: s.error }),
+      }));
+    },
+    async rebuild(name) {
+      const targets = slots.filter((s) => name === undefined || s.projection.name === name);
+      logHead = Math.max(logHead, await source.lastSeq());
+      // Reset only between batches: after this loop nothing is running, and the reset is synchronous.
+      while (running) await running;
+      for (const slot of targets) resetSlot(slot);
+      kick();
+      await this.waitFor(logHead);
+    },
+    waitFor(seq) {
+      return new Promise<void>((resolve) => {
+        waiters.push({ seq, resolve });
+        settleWaiters();
+      });
+    },
+    async close() {
+      closed = true;
+      unsubscribe?.();
+      while (running) await running;
+      for (const w of waiters.splice(0)) w.resolve();
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import type { FastifyInstance } from 'fastify';
+import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
+import { REJECT_REASONS, type RejectReason } from '../ingest/parse-message.js';
+import { badRequest, Params, type Query } from './params.js';
+
+export function registerDeadLetterRoutes(app: FastifyInstance, deadLetters: DeadLetterStore): void {
+  app.get<{ Querystring: Query }>('/api/dead-letters', async (req, reply) => {
+    const p = new Params(req.query);
+    const after = p.nonNegativeInt('after');
+    const limit = p.limit();
+    const reason = p.oneOf<RejectReason | ''>('reason', REJECT_REASONS, '');
+    if (p.problems.length > 0) return badRequest(reply, p.problems);
+    const letters = await deadLetters.list({
+      after,
+      limit,
+      reason: reason || undefined,
+      deviceId: req.query.device,
+    });
+    const last = letters.at(-1);
+    return {
+      deadLetters: letters,
+      next: letters.length === limit && last ? String(last.id) : null,
+      counts: await deadLetters.counts(),
+    };
+  });
+}

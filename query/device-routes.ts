@@ -1,0 +1,102 @@
+import type { FastifyInstance } from 'fastify';
+import { isValidDeviceId } from '../core/topics.js';
+import type { EventLog } from '../eventlog/event-log.js';
+import { viewDevice } from '../processors/device-aggregate.js';
+import { AGGREGATES } from '../processors/rollup.js';
+import type { ReadSide } from '../processors/start-processors.js';
+import { listDevices, stateAsOf } from './device-queries.js';
+import { badRequest, notFound, Params, type Query } from './params.js';
+import { querySeries } from './series.js';
+
+/** Most windows one series request may ask for. */
+const MAX_WINDOWS = 10_000;
+const ID_PROBLEM = 'id: a device id is 1-128 characters of A-Z a-z 0-9 _ . : -';
+
+type DeviceRequest = { Params: { id: string }; Querystring: Query };
+
+export function registerDeviceRoutes(
+  app: FastifyInstance,
+  log: EventLog,
+  readSide: ReadSide | undefined,
+): void {
+  app.get<DeviceRequest>('/api/devices/:id/events', async (req, reply) => {
+    const { id } = req.params;
+    const p = new Params(req.query);
+    if (!isValidDeviceId(id)) p.problems.push(ID_PROBLEM);
+    const from = p.time('from');
+    const to = p.time('to');
+    const types = p.types();
+    const after = p.cursor();
+    const limit = p.limit();
+    if (from !== undefined && to !== undefined && from >= to) p.problems.push('from: must be before to');
+    if (p.problems.length > 0) return badRequest(reply, p.problems);
+    const known = await log.readStream(id, { fromVersion: 1, limit: 1 });
+    if (known.length === 0) return notFound(reply, `no events for device "${id}"`);
+    const page = await log.readStreamByTime(id, { from, to, types, after, limit });
+    return {
+      deviceId: id,
+      events: page.events,
+      next: page.next ? `${page.next.time}_${page.next.seq}` : null,
+    };
+  });
+
+  if (!readSide) return;
+  const { db, deviceState, runner } = readSide;
+  const position = () => runner.status().find((s) => s.name === 'device-state')?.position ?? 0;
+
+  app.get<{ Querystring: Query }>('/api/devices', (req, reply) => {
+    const p = new Params(req.query);
+    const online = p.boolean('online');
+    const limit = p.limit();
+    const after = req.query.after;
+    if (p.problems.length > 0) return badRequest(reply, p.problems);
+    return listDevices(db, { online, after, limit });
+  });
+
+  app.get<DeviceRequest>('/api/devices/:id', (req, reply) => {
+    const { id } = req.params;
+    if (!isValidDeviceId(id)) return badRequest(reply, [ID_PROBLEM]);
+    const aggregate = deviceState.get(db, id);
+    return aggregate ? viewDevice(aggregate) : notFound(reply, `unknown device "${id}"`);
+  });
+
+  app.get<DeviceRequest>('/api/devices/:id/state', async (req, reply) => {
+    const { id } = req.params;
+    const p = new Params(req.query);
+    if (!isValidDeviceId(id)) p.problems.push(ID_PROBLEM);
+    const at = p.time('at') ?? Date.now();
+    if (p.problems.length > 0) return badRequest(reply, p.problems);
+    if (!deviceState.get(db, id)) return notFound(reply, `unknown device "${id}"`);
+    return stateAsOf(db, log, id, at, position());
+  });
+
+  app.get<{ Params: { id: string; metric: string }; Querystring: Query }>(
+    '/api/devices/:id/series/:metric',
+    async (req, reply) => {
+      const { id, metric } = req.params;
+      const p = new Params(req.query);
+      if (!isValidDeviceId(id)) p.problems.push(ID_PROBLEM);
+      const now = Date.now();
+      const to = p.time('to') ?? now;
+      const from = p.time('from') ?? to - 3_600_000;
+      const everyMs = p.duration('every', '1m');
+      const fn = p.oneOf('fn', AGGREGATES, 'mean');
+      if (from >= to) p.problems.push('from: must be before to');
+      else if ((to - from) / everyMs > MAX_WINDOWS) {
+        p.problems.push(
+          `every: ${Math.ceil((to - from) / everyMs)} windows asked for; at most ${MAX_WINDOWS} (widen every or narrow from/to)`,
+        );
+      }
+      if (p.problems.length > 0) return badRequest(reply, p.problems);
+      const aggregate = deviceState.get(db, id);
+      if (!aggregate) return notFound(reply, `unknown device "${id}"`);
+      if (!Object.hasOwn(aggregate.metrics, metric)) {
+        return notFound(
+          reply,
+          `device "${id}" has no metric "${metric}"; it has ${Object.keys(aggregate.metrics).join(', ') || 'none'}`,
+        );
+      }
+      return querySeries(db, log, { deviceId: id, metric, from, to, everyMs, fn });
+    },
+  );
+}

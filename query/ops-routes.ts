@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import type { Metrics } from '../core/metrics.js';
+import type { EventLog } from '../eventlog/event-log.js';
+import type { ReadSide } from '../processors/start-processors.js';
+import { notFound } from './params.js';
+
+export function registerOpsRoutes(
+  app: FastifyInstance,
+  deps: { log: EventLog; metrics: Metrics; readSide?: ReadSide; health?: () => Record<string, unknown> },
+): void {
+  const { log, metrics, readSide } = deps;
+  const projections = () => readSide?.runner.status() ?? [];
+
+  app.get('/healthz', () => {
+    const stats = log.stats();
+    const status = projections();
+    return {
+      // Degraded, not down: ingest still accepts and keeps every message while a projection is stopped.
+      status: status.some((p) => p.state === 'failed') ? 'degraded' : 'ok',
+      log: { lastSeq: stats.lastSeq, commits: stats.commits },
+      projections: status,
+      ...deps.health?.(),
+    };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    metrics.logLastSeq.set(log.stats().lastSeq);
+    for (const p of projections()) {
+      metrics.projectionLag.set({ projection: p.name }, p.lag);
+      metrics.projectionFailed.set({ projection: p.name }, p.state === 'failed' ? 1 : 0);
+    }
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.get('/api/projections', () => ({ projections: projections() }));
+
+  /** Starts a rebuild and answers at once (202); progress shows in GET /api/projections. */
+  app.post<{ Querystring: { projection?: string } }>('/api/projections/rebuild', (req, reply) => {
+    if (!readSide) return notFound(reply, 'this process runs no processors');
+    const name = req.query.projection;
+    const known = projections().map((p) => p.name);
+    if (name !== undefined && !known.includes(name)) {
+      return notFound(reply, `unknown projection "${name}"; there are ${known.join(', ')}`);
+    }
+    readSide.runner.rebuild(name).catch((err: unknown) => app.log.error({ err }, 'rebuild failed'));
+    return reply.code(202).send({ rebuilding: name === undefined ? known : [name] });
+  });
+}
