@@ -51,5 +51,74 @@ describe.skipIf(!HAS_MOSQUITTO_PUB)(
       const health = await fetch(`${server.httpUrl}/healthz`);
       expect(health.status).toBe(200);
     });
+    it('folds a hand-checked series with a late and a duplicate message into the aggregate, series and as-of state', async () => {
+      const at = (hms: string) => `2026-11-25T10:${hms}Z`;
+      const messages = [
+        { seq: 1, ts: at('00:10'), temperature: 20 },
+        { seq: 2, ts: at('00:40'), temperature: 22 },
+        { seq: 3, ts: at('01:05'), temperature: 25 },
+        { seq: 4, ts: at('01:50'), temperature: 23 },
+        { seq: 5, ts: at('00:50'), temperature: 33 }, // late: belongs to 10:00, arrives after 10:01:50
+        { seq: 3, ts: at('01:05'), temperature: 99 }, // duplicate of seq 3: ignored
+      ];
+      for (const m of messages) await pub('devices/therm-1/telemetry', JSON.stringify(m));
+      await server.readSide.runner.waitFor(await server.log.lastSeq());
+
+      const device = (await (await fetch(`${server.httpUrl}/api/devices/therm-1`)).json()) as {
+        metrics: { temperature: unknown };
+      };
+      // 20, 22, 25, 23, 33: last by event time is 23 (10:01:50), not the late 33.
+      expect(device.metrics.temperature).toEqual({
+        last: 23,
+        lastAt: at('01:50.000'),
+        min: 20,
+        max: 33,
+        mean: 123 / 5,
+        count: 5,
+      });
+
+      const series = (await (
+        await fetch(
+          `${server.httpUrl}/api/devices/therm-1/series/temperature?from=${at('00:00')}&to=${at('02:00')}&every=1m&fn=mean`,
+        )
+      ).json()) as { points: unknown[] };
+      expect(series.points).toEqual([
+        { time: at('00:00.000'), value: (20 + 22 + 33) / 3, count: 3 },
+        { time: at('01:00.000'), value: (25 + 23) / 2, count: 2 },
+      ]);
+
+      const stateAt = async (t: string) => {
+        const res = await fetch(`${server.httpUrl}/api/devices/therm-1/state?at=${at(t)}`);
+        return (
+          ((await res.json()) as { state: { metrics: { temperature: unknown } } | null }).state?.metrics
+            .temperature ?? null
+        );
+      };
+      expect(await stateAt('00:05')).toBeNull();
+      expect(await stateAt('00:45')).toEqual({
+        last: 22,
+        lastAt: at('00:40.000'),
+        min: 20,
+        max: 22,
+        mean: 21,
+        count: 2,
+      });
+      expect(await stateAt('00:55')).toEqual({
+        last: 33,
+        lastAt: at('00:50.000'),
+        min: 20,
+        max: 33,
+        mean: 25,
+        count: 3,
+      });
+      expect(await stateAt('01:10')).toEqual({
+        last: 25,
+        lastAt: at('01:05.000'),
+        min: 20,
+        max: 33,
+        mean: 25,
+        count: 4,
+      });
+    });
   },
 );
