@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { NewEvent, StoredEvent } from '../core/event.js';
+import type { NewEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
 import { evolveDevice, initialDeviceAggregate, viewDevice } from '../processors/device-aggregate.js';
@@ -69,7 +69,7 @@ describe('read side properties', () => {
             const events = specs.map(toEvent);
             for (let i = 0; i < events.length; i += 7) await log.append(events.slice(i, i + 7));
             await readSide.runner.waitFor(events.length);
-            const stored = (await log.readAll({ after: 0, limit: 1000 })) as StoredEvent[];
+            const stored = (await log.readAll({ after: 0, limit: 1000 }));
 
             // Probing exactly at an event's time checks that "as of T" includes events at T.
             for (const probe of [...probes, specs[specs.length - 1]?.offset ?? 0]) {
@@ -135,7 +135,7 @@ describe('read side properties', () => {
   it('folds to the same aggregate in any order (so late data cannot change the answer)', () => {
     fc.assert(
       fc.property(fc.array(eventArb, { minLength: 1, maxLength: 30 }), fc.integer(), (specs, salt) => {
-        const events = specs.map((s, i) => ({ ...toEvent(s, i), seq: i + 1, version: i + 1 }) as StoredEvent);
+        const events = specs.map((s, i) => ({ ...toEvent(s, i), seq: i + 1, version: i + 1 }));
         const shuffled = [...events].sort(
           (x, y) => ((x.seq * 7919 + salt) % 101) - ((y.seq * 7919 + salt) % 101),
         );
