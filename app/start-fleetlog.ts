@@ -16,14 +16,22 @@ import { createHttpServer } from '../query/http-server.js';
 
 export type ServerConfig = Pick<
   Config,
-  'dataDir' | 'host' | 'mqttPort' | 'httpPort' | 'maxPayloadBytes' | 'eventLog' | 'snapshotEvery'
+  | 'dataDir'
+  | 'host'
+  | 'mqttPort'
+  | 'httpPort'
+  | 'maxPayloadBytes'
+  | 'eventLog'
+  | 'snapshotEvery'
+  | 'processors'
 >;
 
 export interface RunningFleetlog {
   log: EventLog;
   deadLetters: DeadLetterStore;
   broker: EmbeddedBroker;
-  readSide: ReadSide;
+  /** Absent with `--processors off`. */
+  readSide?: ReadSide;
   metrics: Metrics;
   /** Where things listen, with the ports actually bound. */
   mqttUrl: string;
@@ -60,11 +68,14 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     config.eventLog === 'memory'
       ? createMemoryDeadLetterStore()
       : createSqliteDeadLetterStore(config.dataDir);
-  const readSide = await startProcessors(log, {
-    dataDir: config.eventLog === 'memory' ? null : config.dataDir,
-    snapshotEvery: config.snapshotEvery,
-    logger,
-  });
+  const readSide =
+    config.processors === 'off'
+      ? undefined
+      : await startProcessors(log, {
+          dataDir: config.eventLog === 'memory' ? null : config.dataDir,
+          snapshotEvery: config.snapshotEvery,
+          logger,
+        });
   const presence = createPresenceTracker({ log, logger: logger.child({ component: 'presence' }) });
   const ingester = createIngester({
     log,
@@ -108,8 +119,10 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     wsUrl: `ws://${shownHost}:${httpPort}/mqtt`,
     async close() {
       await broker.close();
-      await readSide.runner.waitFor(await log.lastSeq());
-      await readSide.close();
+      if (readSide) {
+        await readSide.runner.waitFor(await log.lastSeq());
+        await readSide.close();
+      }
       await http.close();
       await log.close();
       await deadLetters.close();

@@ -5,6 +5,8 @@ import { isFleetlogError } from '../core/errors.js';
 import { CliError } from './api-client.js';
 import { registerDeadLetters } from './commands/dead-letters.js';
 import { registerHistory } from './commands/history.js';
+import { registerProcess } from './commands/process.js';
+import { registerRebuild } from './commands/rebuild.js';
 import { registerServe } from './commands/serve.js';
 import { registerDemo } from './commands/demo.js';
 import { registerSimulate } from './commands/simulate.js';
@@ -27,6 +29,8 @@ registerSimulate(program);
 registerSubscribe(program);
 registerHistory(program);
 registerDeadLetters(program);
+registerProcess(program);
+registerRebuild(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -20,6 +20,8 @@ export interface Config {
   eventLog: 'sqlite' | 'memory';
   /** Snapshot a device's aggregate every this many of its events (for "state as of"). */
   snapshotEvery: number;
+  /** Run the processors (read models) in the server process; off when `fleetlog process` runs them. */
+  processors: 'on' | 'off';
   /** Broker URL for the client commands (simulate, subscribe). */
   mqttUrl: string;
   /** API URL for the client commands (history, dead-letters). */
@@ -143,6 +145,14 @@ export const SETTINGS = [
     default: 100,
     description: 'snapshot each device aggregate every N of its events (faster "state as of", more space)',
     parse: positiveInt,
+  }),
+  setting({
+    key: 'processors',
+    flag: '--processors',
+    env: 'FLEETLOG_PROCESSORS',
+    default: 'on',
+    description: 'fold read models in the server process (off when fleetlog process runs them)',
+    parse: oneOf(['on', 'off'] as const),
   }),
   setting({
     key: 'mqttUrl',

@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   ERR_LOG_CORRUPT: 'the event log failed its integrity check',
   ERR_QUERY_INVALID: 'a query parameter is invalid',
   ERR_NOT_FOUND: 'not found',
+  ERR_UNAVAILABLE: 'this process does not serve that',
   ERR_BROKER_UNREACHABLE: 'the MQTT broker cannot be reached',
 } as const;
 

@@ -68,80 +68,91 @@ function newer(a: Stamp, b: Stamp | null | undefined): boolean {
   return !b || a.time > b.time || (a.time === b.time && a.seq > b.seq);
 }
 
-function foldMetric(stats: MetricStats | undefined, value: number, stamp: Stamp): MetricStats {
-  if (!stats)
-    return {
-      last: value,
-      lastTime: stamp.time,
-      lastSeq: stamp.seq,
-      min: value,
-      max: value,
-      sum: value,
-      count: 1,
-    };
-  const isNewer = newer(stamp, { time: stats.lastTime, seq: stats.lastSeq });
-  return {
-    last: isNewer ? value : stats.last,
-    lastTime: isNewer ? stamp.time : stats.lastTime,
-    lastSeq: isNewer ? stamp.seq : stats.lastSeq,
-    min: Math.min(stats.min, value),
-    max: Math.max(stats.max, value),
-    sum: stats.sum + value,
-    count: stats.count + 1,
-  };
+/** Sets an own property even when the key is "__proto__" (device data must never reach a prototype). */
+function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__')
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+function own<T>(target: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(target, key) ? target[key] : undefined;
+}
+
+/** A deep-enough copy that applyEvent can mutate without touching the original. */
+export function cloneAggregate(a: DeviceAggregate): DeviceAggregate {
+  const metrics: Record<string, MetricStats> = {};
+  for (const [name, m] of Object.entries(a.metrics)) setOwn(metrics, name, { ...m });
+  const reported: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(a.reported)) setOwn(reported, key, v);
+  const reportedStamps: Record<string, Stamp> = {};
+  for (const [key, v] of Object.entries(a.reportedStamps)) setOwn(reportedStamps, key, v);
+  return { ...a, counts: { ...a.counts }, metrics, reported, reportedStamps };
+}
+
+/**
+ * Folds one event into `a`, mutating it: for folding a batch into a private working copy (cloneAggregate).
+ * Everywhere else, use the pure evolveDevice.
+ */
+export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
+  a.version = Math.max(a.version, event.version);
+  a.lastSeq = Math.max(a.lastSeq, event.seq);
+  a.events += 1;
+  a.firstSeen = Math.min(a.firstSeen, event.time);
+  a.lastSeen = Math.max(a.lastSeen, event.time);
+  a.counts[event.type] = (a.counts[event.type] ?? 0) + 1;
+  const stamp: Stamp = { time: event.time, seq: event.seq };
+  switch (event.type) {
+    case 'TelemetryRecorded':
+      for (const [name, value] of Object.entries(event.data.metrics)) {
+        const m = own(a.metrics, name);
+        if (!m) {
+          setOwn(a.metrics, name, {
+            last: value,
+            lastTime: stamp.time,
+            lastSeq: stamp.seq,
+            min: value,
+            max: value,
+            sum: value,
+            count: 1,
+          });
+          continue;
+        }
+        if (newer(stamp, { time: m.lastTime, seq: m.lastSeq })) {
+          m.last = value;
+          m.lastTime = stamp.time;
+          m.lastSeq = stamp.seq;
+        }
+        if (value < m.min) m.min = value;
+        if (value > m.max) m.max = value;
+        m.sum += value;
+        m.count += 1;
+      }
+      return;
+    case 'StateReported':
+      for (const [key, value] of Object.entries(event.data.state)) {
+        if (!newer(stamp, own(a.reportedStamps, key))) continue;
+        setOwn(a.reported, key, value);
+        setOwn(a.reportedStamps, key, stamp);
+      }
+      return;
+    case 'DeviceConnected':
+    case 'DeviceDisconnected':
+      if (!newer(stamp, a.onlineStamp)) return;
+      a.online = event.type === 'DeviceConnected';
+      a.onlineChangedAt = event.time;
+      a.onlineStamp = stamp;
+      return;
+    case 'DeviceEventReported':
+      return;
+  }
 }
 
 /** Pure: the aggregate after one more event. Returns a new object; the input is not changed. */
 export function evolveDevice(state: DeviceAggregate, event: StoredEvent): DeviceAggregate {
-  const stamp: Stamp = { time: event.time, seq: event.seq };
-  const next: DeviceAggregate = {
-    ...state,
-    version: Math.max(state.version, event.version),
-    lastSeq: Math.max(state.lastSeq, event.seq),
-    events: state.events + 1,
-    firstSeen: Math.min(state.firstSeen, event.time),
-    lastSeen: Math.max(state.lastSeen, event.time),
-    counts: { ...state.counts, [event.type]: (state.counts[event.type] ?? 0) + 1 },
-  };
-  switch (event.type) {
-    case 'TelemetryRecorded': {
-      // Object.fromEntries defines own properties: a metric named "__proto__" stays data.
-      const metrics = Object.fromEntries(Object.entries(state.metrics));
-      for (const [name, value] of Object.entries(event.data.metrics)) {
-        Object.defineProperty(metrics, name, {
-          value: foldMetric(Object.hasOwn(metrics, name) ? metrics[name] : undefined, value, stamp),
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
-      return { ...next, metrics };
-    }
-    case 'StateReported': {
-      const reported = Object.entries(state.reported);
-      const stamps = Object.entries(state.reportedStamps);
-      for (const [key, value] of Object.entries(event.data.state)) {
-        if (!newer(stamp, Object.hasOwn(state.reportedStamps, key) ? state.reportedStamps[key] : undefined))
-          continue;
-        reported.push([key, value]);
-        stamps.push([key, stamp]);
-      }
-      // Later entries win in fromEntries.
-      return { ...next, reported: Object.fromEntries(reported), reportedStamps: Object.fromEntries(stamps) };
-    }
-    case 'DeviceConnected':
-    case 'DeviceDisconnected': {
-      if (!newer(stamp, state.onlineStamp)) return next;
-      return {
-        ...next,
-        online: event.type === 'DeviceConnected',
-        onlineChangedAt: event.time,
-        onlineStamp: stamp,
-      };
-    }
-    case 'DeviceEventReported':
-      return next;
-  }
+  const next = cloneAggregate(state);
+  applyEvent(next, event);
+  return next;
 }
 
 /** What the API shows: the aggregate without bookkeeping, with means and ISO times. */

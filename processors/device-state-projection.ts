@@ -1,6 +1,12 @@
 import type Database from 'better-sqlite3';
 import type { StoredEvent } from '../core/event.js';
-import { evolveDevice, initialDeviceAggregate, type DeviceAggregate } from './device-aggregate.js';
+import {
+  applyEvent,
+  cloneAggregate,
+  evolveDevice,
+  initialDeviceAggregate,
+  type DeviceAggregate,
+} from './device-aggregate.js';
 import { foldEach, type Projection } from './projection.js';
 
 interface Entry {
@@ -93,12 +99,15 @@ export function createDeviceStateProjection(options: { snapshotEvery: number }):
       const s = stmts;
       const touched = new Map<string, Entry>();
       foldEach(events, (event) => {
-        const before = touched.get(event.deviceId) ?? load(db, event.deviceId);
-        const entry: Entry = {
-          ...before,
-          aggregate: evolveDevice(before.aggregate, event),
-          sinceSnapshot: before.sinceSnapshot + 1,
-        };
+        let entry = touched.get(event.deviceId);
+        if (!entry) {
+          // One private working copy per device per batch; applyEvent folds into it.
+          const before = load(db, event.deviceId);
+          entry = { ...before, aggregate: cloneAggregate(before.aggregate) };
+          touched.set(event.deviceId, entry);
+        }
+        applyEvent(entry.aggregate, event);
+        entry.sinceSnapshot += 1;
         if (event.time < entry.maxBoundary) {
           for (const snap of s.snapshotsAfter.all(event.deviceId, event.time) as {
             boundary: number;
@@ -114,7 +123,6 @@ export function createDeviceStateProjection(options: { snapshotEvery: number }):
           entry.maxBoundary = Math.max(entry.maxBoundary, boundary);
           entry.sinceSnapshot = 0;
         }
-        touched.set(event.deviceId, entry);
       });
       for (const [deviceId, e] of touched) {
         const online = e.aggregate.online === null ? null : e.aggregate.online ? 1 : 0;

@@ -32,8 +32,11 @@ export interface ProjectionRunnerOptions {
 }
 
 export interface ProjectionRunner {
-  /** Opens the checkpoints and starts catching up, then following the log; does not wait for the catch-up. */
-  start(): Promise<void>;
+  /**
+   * Opens the checkpoints and starts catching up, then following the log; does not wait for the catch-up.
+   * `rebuild` resets those projections first (all with true).
+   */
+  start(options?: { rebuild?: string | true }): Promise<void>;
   status(): ProjectionStatus[];
   /** Resets one projection (or all) and folds the log again, while everything else keeps running. */
   rebuild(name?: string): Promise<void>;
@@ -186,8 +189,12 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
   }
 
   return {
-    async start() {
-      for (const slot of slots) open(slot);
+    async start(startOptions = {}) {
+      const { rebuild } = startOptions;
+      for (const slot of slots) {
+        open(slot);
+        if (rebuild === true || rebuild === slot.projection.name) resetSlot(slot);
+      }
       logHead = await source.lastSeq();
       unsubscribe = source.subscribe((events) => {
         logHead = Math.max(logHead, events.at(-1)?.seq ?? 0);

@@ -20,6 +20,8 @@ export interface ReadSideOptions {
   logger: Logger;
   batchSize?: number;
   onBatch?: (events: number, position: number) => void;
+  /** Reset these projections (true: all) and fold the whole log again. */
+  rebuild?: string | true;
 }
 
 /** Opens the read models and starts folding the log into them (catch up, then follow) without waiting. */
@@ -34,7 +36,7 @@ export async function startProcessors(source: LogSource, options: ReadSideOption
     batchSize: options.batchSize,
     onBatch: options.onBatch,
   });
-  await runner.start();
+  await runner.start({ rebuild: options.rebuild });
   return {
     db,
     runner,

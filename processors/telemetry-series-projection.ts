@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { addPoint, bucketStart, RESOLUTIONS, type Bucket, type Resolution } from './rollup.js';
+import { addPoint, bucketStart, mergeBuckets, RESOLUTIONS, type Bucket, type Resolution } from './rollup.js';
 import { foldEach, type Projection } from './projection.js';
 
 interface BucketRow {
@@ -65,56 +65,77 @@ export function createTelemetrySeriesProjection(): Projection {
     apply(db, events) {
       stmts ??= prepare(db);
       const s = stmts;
-      const dirty = new Map<
+      // Fold the batch into 1-minute deltas (one key per point), then roll those up into hours: far fewer
+      // map operations than touching both resolutions per point.
+      const minuteDeltas = new Map<
         string,
-        { r: Resolution; deviceId: string; metric: string; bucket: number; value: Bucket }
+        { deviceId: string; metric: string; bucket: number; delta: Bucket }
       >();
       foldEach(events, (event) => {
         if (event.type !== 'TelemetryRecorded') return;
+        const bucket = bucketStart(event.time, RESOLUTIONS['1m']);
         for (const [metric, value] of Object.entries(event.data.metrics)) {
-          for (const r of resolutions) {
-            const bucket = bucketStart(event.time, RESOLUTIONS[r]);
-            const key = `${r}\u0000${event.deviceId}\u0000${metric}\u0000${bucket}`;
-            let current = dirty.get(key)?.value ?? cache.get(key);
-            if (current === undefined) {
-              const row = s[r].load.get(event.deviceId, metric, bucket) as BucketRow | undefined;
-              current = row && {
-                count: row.count,
-                min: row.min,
-                max: row.max,
-                sum: row.sum,
-                last: row.last,
-                lastTime: row.last_time,
-                lastSeq: row.last_seq,
-              };
-            }
-            dirty.set(key, {
-              r,
+          const key = `${event.deviceId}\u0000${metric}\u0000${bucket}`;
+          const d = minuteDeltas.get(key);
+          if (d) d.delta = addPoint(d.delta, value, event.time, event.seq);
+          else
+            minuteDeltas.set(key, {
               deviceId: event.deviceId,
               metric,
               bucket,
-              value: addPoint(current, value, event.time, event.seq),
+              delta: addPoint(undefined, value, event.time, event.seq),
             });
-          }
         }
       });
-      if (cache.size + dirty.size > CACHE_LIMIT) cache.clear();
-      for (const [key, d] of dirty) {
-        const b = d.value;
-        s[d.r].save.run(
-          d.deviceId,
-          d.metric,
-          d.bucket,
-          b.count,
-          b.min,
-          b.max,
-          b.sum,
-          b.last,
-          b.lastTime,
-          b.lastSeq,
-        );
-        cache.set(key, b);
+      const deltas: Record<
+        Resolution,
+        Map<string, { deviceId: string; metric: string; bucket: number; delta: Bucket }>
+      > = {
+        '1m': minuteDeltas,
+        '1h': new Map(),
+      };
+      for (const d of minuteDeltas.values()) {
+        const bucket = bucketStart(d.bucket, RESOLUTIONS['1h']);
+        const key = `${d.deviceId}\u0000${d.metric}\u0000${bucket}`;
+        const h = deltas['1h'].get(key);
+        if (h) h.delta = mergeBuckets(h.delta, d.delta);
+        else deltas['1h'].set(key, { deviceId: d.deviceId, metric: d.metric, bucket, delta: d.delta });
       }
+      const next = new Map<string, Bucket>();
+      for (const r of resolutions) {
+        for (const [key, d] of deltas[r]) {
+          const cacheKey = `${r}\u0000${key}`;
+          let stored = cache.get(cacheKey);
+          if (stored === undefined) {
+            const row = s[r].load.get(d.deviceId, d.metric, d.bucket) as BucketRow | undefined;
+            stored = row && {
+              count: row.count,
+              min: row.min,
+              max: row.max,
+              sum: row.sum,
+              last: row.last,
+              lastTime: row.last_time,
+              lastSeq: row.last_seq,
+            };
+          }
+          const b = stored ? mergeBuckets(stored, d.delta) : d.delta;
+          s[r].save.run(
+            d.deviceId,
+            d.metric,
+            d.bucket,
+            b.count,
+            b.min,
+            b.max,
+            b.sum,
+            b.last,
+            b.lastTime,
+            b.lastSeq,
+          );
+          next.set(cacheKey, b);
+        }
+      }
+      if (cache.size + next.size > CACHE_LIMIT) cache.clear();
+      for (const [key, b] of next) cache.set(key, b);
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { isValidDeviceId } from '../core/topics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { viewDevice } from '../processors/device-aggregate.js';
@@ -40,7 +40,22 @@ export function registerDeviceRoutes(
     };
   });
 
-  if (!readSide) return;
+  if (!readSide) {
+    const off = (_req: unknown, reply: FastifyReply) =>
+      reply.code(503).send({
+        error: 'Service Unavailable',
+        code: 'ERR_UNAVAILABLE',
+        message: 'this server runs with --processors off: read models are served where fleetlog process runs',
+      });
+    for (const url of [
+      '/api/devices',
+      '/api/devices/:id',
+      '/api/devices/:id/state',
+      '/api/devices/:id/series/:metric',
+    ])
+      app.get(url, off);
+    return;
+  }
   const { db, deviceState, runner } = readSide;
   const position = () => runner.status().find((s) => s.name === 'device-state')?.position ?? 0;
 

@@ -69,7 +69,7 @@ describe('read side properties', () => {
             const events = specs.map(toEvent);
             for (let i = 0; i < events.length; i += 7) await log.append(events.slice(i, i + 7));
             await readSide.runner.waitFor(events.length);
-            const stored = (await log.readAll({ after: 0, limit: 1000 }));
+            const stored = await log.readAll({ after: 0, limit: 1000 });
 
             // Probing exactly at an event's time checks that "as of T" includes events at T.
             for (const probe of [...probes, specs[specs.length - 1]?.offset ?? 0]) {

@@ -14,6 +14,7 @@ export const SERVER_SETTINGS = [
   'maxPayloadBytes',
   'eventLog',
   'snapshotEvery',
+  'processors',
 ] as const;
 
 /** Starts the server or explains, in one sentence, what to change. */

@@ -20,6 +20,7 @@ export async function startTestServer(
     maxPayloadBytes: 65536,
     eventLog: 'sqlite',
     snapshotEvery: 100,
+    processors: 'on',
     ...overrides,
   };
   const running = await startFleetlog(config, {

@@ -1,0 +1,96 @@
+import type { Command } from 'commander';
+import { createLogger } from '../../core/logger.js';
+import { openSqliteLogReader } from '../../eventlog/sqlite-log-reader.js';
+import { startProcessors } from '../../processors/start-processors.js';
+import type { ProjectionStatus } from '../../processors/projection-runner.js';
+import { CliError, getJson } from '../api-client.js';
+import { createProgress } from '../progress.js';
+import { addSettings, configFrom } from '../settings-options.js';
+
+const PROJECTIONS = ['device-state', 'telemetry-series'];
+
+/** Asks a running server to rebuild, and follows its progress. Returns false when no server answers. */
+async function rebuildOnServer(apiUrl: string, projection: string | undefined): Promise<boolean> {
+  const query = projection ? `?projection=${encodeURIComponent(projection)}` : '';
+  let res: Response;
+  try {
+    res = await fetch(new URL(`/api/projections/rebuild${query}`, apiUrl), {
+      method: 'POST',
+      signal: AbortSignal.timeout(5000),
+    });
+  } catch {
+    return false;
+  }
+  if (res.status !== 202)
+    throw new CliError(`the server refused the rebuild: ${res.status} ${await res.text()}`);
+  const progress = createProgress(`rebuilding ${projection ?? 'all projections'} on ${apiUrl}`);
+  await new Promise((r) => setTimeout(r, 200));
+  for (;;) {
+    const { projections } = await getJson<{ projections: ProjectionStatus[] }>(apiUrl, '/api/projections');
+    const mine = projections.filter((p) => projection === undefined || p.name === projection);
+    const position = Math.min(...mine.map((p) => p.position));
+    const head = Math.max(...mine.map((p) => p.position + p.lag));
+    progress.update(position, head);
+    const failed = mine.find((p) => p.state === 'failed');
+    if (failed)
+      throw new CliError(
+        `projection ${failed.name} failed at seq ${failed.failedSeq ?? '?'}: ${failed.error ?? ''}`,
+      );
+    if (mine.every((p) => p.state === 'running')) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  progress.stop();
+  return true;
+}
+
+export function registerRebuild(program: Command): void {
+  const cmd = program
+    .command('rebuild')
+    .description(
+      'rebuild read models from the event log: on the running server (ingest keeps going), or offline on --data-dir',
+    )
+    .option('--projection <name>', `only this projection (${PROJECTIONS.join(', ')})`)
+    .option('--offline', 'do not ask a running server; rebuild the read models in --data-dir directly')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  fleetlog rebuild                          # on the server at --api\n  fleetlog rebuild --offline --data-dir ./data --projection device-state',
+    );
+  addSettings(cmd, ['dataDir', 'apiUrl', 'logLevel', 'snapshotEvery']);
+  cmd.action(async (opts: { projection?: string; offline?: boolean }) => {
+    const config = configFrom(cmd);
+    if (opts.projection !== undefined && !PROJECTIONS.includes(opts.projection)) {
+      throw new CliError(`unknown projection "${opts.projection}"; there are ${PROJECTIONS.join(', ')}`, 2);
+    }
+    const started = performance.now();
+    if (!opts.offline && (await rebuildOnServer(config.apiUrl, opts.projection))) {
+      process.stdout.write(
+        `rebuilt on ${config.apiUrl} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
+      );
+      return;
+    }
+    if (!opts.offline)
+      process.stderr.write(
+        `no server answers at ${config.apiUrl}; rebuilding offline in ${config.dataDir}\n`,
+      );
+    const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
+    const reader = openSqliteLogReader(config.dataDir);
+    const head = await reader.lastSeq();
+    const progress = createProgress(`rebuilding ${opts.projection ?? 'all projections'}`);
+    const readSide = await startProcessors(reader, {
+      dataDir: config.dataDir,
+      snapshotEvery: config.snapshotEvery,
+      logger,
+      batchSize: 10_000,
+      onBatch: (_n, position) => progress.update(position, head),
+      rebuild: opts.projection ?? true,
+    });
+    await readSide.runner.waitFor(head);
+    progress.stop();
+    await readSide.close();
+    await reader.close();
+    const seconds = (performance.now() - started) / 1000;
+    process.stdout.write(
+      `rebuilt ${head.toLocaleString('en-US')} events in ${seconds.toFixed(1)} s (${Math.round(head / seconds).toLocaleString('en-US')} events/s)\n`,
+    );
+  });
+}
