@@ -122,7 +122,10 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
         }
       }
     })();
-    for (const slot of slots) if (slot.state !== 'failed' && slot.position < last) slot.position = last;
+    for (const slot of slots) {
+      if (slot.state !== 'failed' && slot.position < last && !failures.some((f) => f.slot === slot))
+        slot.position = last;
+    }
     for (const { slot, err } of failures) {
       slot.projection.invalidate();
       slot.state = 'failed';
