@@ -9,6 +9,7 @@ import { registerProcess } from './commands/process.js';
 import { registerRebuild } from './commands/rebuild.js';
 import { registerServe } from './commands/serve.js';
 import { registerDemo } from './commands/demo.js';
+import { registerDeviceCommands } from './commands/devices.js';
 import { registerSimulate } from './commands/simulate.js';
 import { registerSubscribe } from './commands/subscribe.js';
 
@@ -27,6 +28,7 @@ registerDemo(program);
 registerServe(program);
 registerSimulate(program);
 registerSubscribe(program);
+registerDeviceCommands(program);
 registerHistory(program);
 registerDeadLetters(program);
 registerProcess(program);

@@ -167,7 +167,8 @@ export const SETTINGS = [
     flag: '--api',
     env: 'FLEETLOG_API_URL',
     default: 'http://127.0.0.1:8080',
-    description: 'API URL for history, dead-letters and --verify',
+    description:
+      'API URL for the query commands (devices, device, state, series, history, dead-letters, rebuild) and --verify',
     parse: url(['http:', 'https:']),
   }),
 ] as const satisfies readonly Setting[];

@@ -44,7 +44,7 @@ export function printListening(
       'fleetlog is up',
       `  MQTT        ${running.mqttUrl}`,
       `  MQTT/WS     ${running.wsUrl}`,
-      `  HTTP API    ${running.httpUrl}  (/healthz, /metrics, /api/devices/:id/events, /api/dead-letters)`,
+      `  HTTP API    ${running.httpUrl}  (/api/devices, /api/stream, /api/dead-letters, /healthz, /metrics)`,
       `  event log   ${config.eventLog === 'memory' ? 'in memory (nothing is kept)' : `${config.dataDir} (SQLite)`}`,
       '',
     ].join('\n'),
