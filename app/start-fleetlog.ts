@@ -11,6 +11,7 @@ import { createIngester } from '../ingest/ingester.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
 import { createPresenceTracker } from '../ingest/presence-tracker.js';
 import { createSqliteDeadLetterStore } from '../ingest/sqlite-dead-letter-store.js';
+import { startRetention } from '../processors/retention.js';
 import { startProcessors, type ReadSide } from '../processors/start-processors.js';
 import { createHttpServer } from '../query/http-server.js';
 
@@ -24,6 +25,7 @@ export type ServerConfig = Pick<
   | 'eventLog'
   | 'snapshotEvery'
   | 'processors'
+  | 'retentionMs'
 >;
 
 export interface RunningFleetlog {
@@ -76,6 +78,10 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
           snapshotEvery: config.snapshotEvery,
           logger,
         });
+  const retention =
+    readSide && config.retentionMs !== undefined
+      ? startRetention(log, readSide, { retentionMs: config.retentionMs, logger: logger.child({ component: 'retention' }) })
+      : undefined;
   const presence = createPresenceTracker({ log, logger: logger.child({ component: 'presence' }) });
   const ingester = createIngester({
     log,
@@ -119,6 +125,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     wsUrl: `ws://${shownHost}:${httpPort}/mqtt`,
     async close() {
       await broker.close();
+      await retention?.close();
       if (readSide) {
         await readSide.runner.waitFor(await log.lastSeq());
         await readSide.close();

@@ -1,3 +1,4 @@
+import { parseDuration } from './duration.js';
 import { FleetlogError } from './errors.js';
 
 /**
@@ -22,6 +23,8 @@ export interface Config {
   snapshotEvery: number;
   /** Run the processors (read models) in the server process; off when `fleetlog process` runs them. */
   processors: 'on' | 'off';
+  /** Keep raw events this long by event time, ms; undefined keeps them forever. */
+  retentionMs: number | undefined;
   /** Broker URL for the client commands (simulate, subscribe). */
   mqttUrl: string;
   /** API URL for the client commands (history, dead-letters). */
@@ -35,6 +38,8 @@ export interface Setting<K extends SettingKey = SettingKey> {
   flag: string;
   env: string;
   default: Config[K];
+  /** How the default reads in help and docs, when String(default) would not say it. */
+  defaultText?: string;
   description: string;
   parse: (raw: string) => Config[K] | { error: string };
 }
@@ -71,6 +76,13 @@ function url(protocols: string[]) {
       return { error: `must be a URL, got "${raw}"` };
     }
   };
+}
+
+function retention(raw: string): number | undefined | { error: string } {
+  if (raw === 'forever') return undefined;
+  const ms = parseDuration(raw);
+  if (typeof ms === 'object') return { error: `${ms.error.replace(/^must be/, 'must be "forever" or')}` };
+  return ms >= 3_600_000 ? ms : { error: `must be at least 1h (the horizon moves in whole hours), got "${raw}"` };
 }
 
 function text(raw: string): string | { error: string } {
@@ -153,6 +165,15 @@ export const SETTINGS = [
     default: 'on',
     description: 'fold read models in the server process (off when fleetlog process runs them)',
     parse: oneOf(['on', 'off'] as const),
+  }),
+  setting({
+    key: 'retentionMs',
+    flag: '--retention',
+    env: 'FLEETLOG_RETENTION',
+    default: undefined,
+    defaultText: 'forever',
+    description: 'remove raw events older than this (e.g. 30d); aggregates, hourly rollups and snapshots stay',
+    parse: retention,
   }),
   setting({
     key: 'mqttUrl',

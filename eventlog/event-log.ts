@@ -46,6 +46,15 @@ export interface TimePage {
 
 export type TailListener = (events: readonly StoredEvent[]) => void;
 
+export interface RemoveBeforeOptions {
+  /** Remove only events whose event time is before this, epoch ms. */
+  time: number;
+  /** ...and whose seq is at most this (events the read side has already folded). */
+  maxSeq: number;
+  /** Most events removed by this one call: retention runs in small steps. */
+  limit: number;
+}
+
 /** Counters a backend exposes for /metrics. */
 export interface EventLogStats {
   lastSeq: number;
@@ -74,6 +83,12 @@ export interface EventLog {
   subscribe(listener: TailListener): () => void;
   /** The highest `seq` in the log (0 when empty). */
   lastSeq(): Promise<number>;
+  /**
+   * Retention, one step: removes the oldest events while they match the options, stopping at the first one
+   * that does not, so what remains is always a contiguous range of seq. Resolves with how many were removed.
+   * Ids of removed events are forgotten: a resend of one is appended again.
+   */
+  removeBefore(options: RemoveBeforeOptions): Promise<number>;
   stats(): EventLogStats;
   /** Waits for pending appends, then releases the storage. Later appends reject with ERR_LOG_CLOSED. */
   close(): Promise<void>;

@@ -5,10 +5,14 @@ import { afterCursor, byTimeThenSeq } from './time-order.js';
 
 /** The in-memory twin of the SQLite log: same contract, nothing durable. For unit tests and `--event-log memory`. */
 export function createMemoryEventLog(): EventLog {
+  // events[i] has seq offset + i + 1; retention drops a prefix and raises offset.
   const events: StoredEvent[] = [];
+  let offset = 0;
   const ids = new Map<string, number>();
   const streams = new Map<string, StoredEvent[]>();
   const listeners = new Set<TailListener>();
+  /** Last version of devices whose whole stream was removed by retention. */
+  const versions = new Map<string, number>();
   let closed = false;
   let commits = 0;
 
@@ -25,7 +29,8 @@ export function createMemoryEventLog(): EventLog {
         }
         const stream = streams.get(event.deviceId) ?? [];
         streams.set(event.deviceId, stream);
-        const stored = { ...event, seq: events.length + 1, version: stream.length + 1 };
+        const version = (stream.at(-1)?.version ?? versions.get(event.deviceId) ?? 0) + 1;
+        const stored = { ...event, seq: offset + events.length + 1, version } as StoredEvent;
         events.push(stored);
         stream.push(stored);
         ids.set(event.id, stored.seq);
@@ -41,7 +46,8 @@ export function createMemoryEventLog(): EventLog {
       });
     },
     readAll({ after, limit }) {
-      return Promise.resolve(events.slice(after, after + limit));
+      const from = Math.max(0, after - offset);
+      return Promise.resolve(events.slice(from, from + limit));
     },
     readStream(deviceId, { fromVersion, limit }) {
       const stream = streams.get(deviceId) ?? [];
@@ -73,10 +79,25 @@ export function createMemoryEventLog(): EventLog {
       return () => listeners.delete(listener);
     },
     lastSeq() {
-      return Promise.resolve(events.length);
+      return Promise.resolve(offset + events.length);
     },
     stats() {
-      return { lastSeq: events.length, commits };
+      return { lastSeq: offset + events.length, commits };
+    },
+    removeBefore({ time, maxSeq, limit }) {
+      let n = 0;
+      while (n < limit && events[n] && (events[n] as StoredEvent).time < time && (events[n] as StoredEvent).seq <= maxSeq) n++;
+      for (const e of events.splice(0, n)) {
+        ids.delete(e.id);
+        const stream = streams.get(e.deviceId) ?? [];
+        stream.shift();
+        if (stream.length === 0) {
+          streams.delete(e.deviceId);
+          versions.set(e.deviceId, e.version);
+        }
+      }
+      offset += n;
+      return Promise.resolve(n);
     },
     close() {
       closed = true;

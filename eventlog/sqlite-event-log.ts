@@ -77,6 +77,16 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     ),
     setDeviceVersion: db.prepare('UPDATE devices SET last_version = ? WHERE device_key = ?'),
     setIndexedThrough: db.prepare("UPDATE meta SET value = ? WHERE key = 'indexed_through'"),
+    oldest: db.prepare('SELECT seq, time FROM events ORDER BY seq LIMIT ?'),
+    // Retention removes index rows through the events they point at, then the events.
+    removeIds: db.prepare('DELETE FROM id_index WHERE id IN (SELECT id FROM events WHERE seq <= ?)'),
+    removeStream: db.prepare(
+      'DELETE FROM stream_index WHERE (device_key, version) IN (SELECT device_key, version FROM events WHERE seq <= ?)',
+    ),
+    removeTime: db.prepare(
+      'DELETE FROM time_index WHERE (device_key, time, seq) IN (SELECT device_key, time, seq FROM events WHERE seq <= ?)',
+    ),
+    removeEvents: db.prepare('DELETE FROM events WHERE seq <= ?'),
     readAll: db.prepare('SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
     readStream: db.prepare(
       `SELECT e.* FROM stream_index s JOIN events e ON e.seq = s.seq
@@ -347,6 +357,27 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     },
     stats() {
       return { lastSeq: durableSeq, commits };
+    },
+    removeBefore({ time, maxSeq, limit }) {
+      if (closed) return Promise.reject(new FleetlogError('ERR_LOG_CLOSED', 'removeBefore after close'));
+      // Removal works on indexed events only (the tail also lives in memory): index what is due first.
+      if (maxSeq > indexedThrough) indexTail();
+      const upTo = Math.min(maxSeq, indexedThrough);
+      let cut = 0;
+      let count = 0;
+      for (const row of q.oldest.all(limit) as { seq: number; time: number }[]) {
+        if (row.time >= time || row.seq > upTo) break;
+        cut = row.seq;
+        count++;
+      }
+      if (count === 0) return Promise.resolve(0);
+      db.transaction(() => {
+        q.removeIds.run(cut);
+        q.removeStream.run(cut);
+        q.removeTime.run(cut);
+        q.removeEvents.run(cut);
+      })();
+      return Promise.resolve(count);
     },
     async close() {
       if (closed) return;

@@ -7,6 +7,7 @@ import {
   initialDeviceAggregate,
   type DeviceAggregate,
 } from './device-aggregate.js';
+import { foldAsOf } from './fold-as-of.js';
 import { foldEach, type Projection } from './projection.js';
 
 interface Entry {
@@ -85,11 +86,40 @@ export function createDeviceStateProjection(options: { snapshotEvery: number }):
         CREATE TABLE IF NOT EXISTS device_snapshots (
           device_id TEXT NOT NULL, boundary INTEGER NOT NULL, state TEXT NOT NULL,
           PRIMARY KEY (device_id, boundary)
+        ) WITHOUT ROWID;
+        -- What retention keeps of removed history: the snapshots up to the horizon, as of the freeze.
+        CREATE TABLE IF NOT EXISTS retained_snapshots (
+          device_id TEXT NOT NULL, boundary INTEGER NOT NULL, state TEXT NOT NULL,
+          PRIMARY KEY (device_id, boundary)
         ) WITHOUT ROWID;`);
       stmts = prepare(db);
     },
     reset(db) {
-      db.exec('DELETE FROM device_state; DELETE FROM device_snapshots;');
+      db.exec(`
+        DELETE FROM device_state;
+        DELETE FROM device_snapshots;
+        INSERT INTO device_snapshots SELECT * FROM retained_snapshots;
+        -- Each device starts from its last retained snapshot (the one at the horizon).
+        INSERT INTO device_state (device_id, online, last_seen, since_snapshot, max_boundary, state)
+          SELECT device_id, CASE json_extract(state, '$.online') WHEN 1 THEN 1 WHEN 0 THEN 0 END,
+                 json_extract(state, '$.lastSeen'), 0, boundary, state
+          FROM retained_snapshots r
+          WHERE boundary = (SELECT max(boundary) FROM retained_snapshots WHERE device_id = r.device_id);`);
+    },
+    async freeze(db, horizon, position, log) {
+      stmts ??= prepare(db);
+      const s = stmts;
+      const ids = db.prepare('SELECT device_id FROM device_state').pluck().all() as string[];
+      for (const deviceId of ids) {
+        // The fold of every event with time < horizon becomes a snapshot with boundary = horizon.
+        const { state } = await foldAsOf(db, log, deviceId, horizon - 1, position);
+        if (state.events === 0) continue;
+        s.saveSnapshot.run(deviceId, horizon, JSON.stringify(state));
+        db.prepare('UPDATE device_state SET max_boundary = max(max_boundary, ?) WHERE device_id = ?').run(horizon, deviceId);
+      }
+      db.exec('DELETE FROM retained_snapshots');
+      db.prepare('INSERT INTO retained_snapshots SELECT * FROM device_snapshots WHERE boundary <= ?').run(horizon);
+      cache.clear(); // max_boundary changed under the cached entries
     },
     invalidate() {
       cache.clear();

@@ -42,8 +42,22 @@ export interface ProjectionRunner {
   rebuild(name?: string): Promise<void>;
   /** Resolves when every healthy projection has folded through `seq`. */
   waitFor(seq: number): Promise<void>;
+  /** Runs `task` between batches, with folding paused until it settles. */
+  exclusive<T>(task: () => Promise<T>): Promise<T>;
+  /** Where retention has cut the history (horizon 0: nothing removed). */
+  retentionBase(): RetentionBase;
+  setRetentionBase(base: RetentionBase): void;
   /** Stops following the log after the batch in progress. */
   close(): Promise<void>;
+}
+
+/**
+ * Retention froze what the read models knew of events with time < horizon as of log position `position`;
+ * a rebuild starts from that frozen base, so it must skip exactly those events if they are still in the log.
+ */
+export interface RetentionBase {
+  horizon: number;
+  position: number;
 }
 
 interface Slot {
@@ -58,6 +72,16 @@ interface Slot {
 export function createProjectionRunner(options: ProjectionRunnerOptions): ProjectionRunner {
   const { source, db, logger } = options;
   const batchSize = options.batchSize ?? 5000;
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS retention_base (id INTEGER PRIMARY KEY CHECK (id = 1), horizon INTEGER NOT NULL, position INTEGER NOT NULL)',
+  );
+  let base = (db.prepare('SELECT horizon, position FROM retention_base').get() as RetentionBase | undefined) ?? {
+    horizon: 0,
+    position: 0,
+  };
+  const saveBase = db.prepare('INSERT OR REPLACE INTO retention_base (id, horizon, position) VALUES (1, ?, ?)');
+  const inBase = (e: StoredEvent) => e.seq <= base.position && e.time < base.horizon;
+  let paused: Promise<unknown> | undefined;
   const getCheckpoint = db.prepare('SELECT version, position FROM checkpoints WHERE projection = ?');
   const setCheckpoint = db.prepare(
     'INSERT INTO checkpoints (projection, version, position) VALUES (?, ?, ?) ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = excluded.position',
@@ -111,7 +135,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     db.transaction(() => {
       for (const slot of slots) {
         if (slot.state === 'failed' || slot.position >= last) continue;
-        const mine = events.filter((e) => e.seq > slot.position && slot.handles.has(e.type));
+        const mine = events.filter((e) => e.seq > slot.position && slot.handles.has(e.type) && !inBase(e));
         try {
           db.transaction(() => {
             if (mine.length > 0) slot.projection.apply(db, mine);
@@ -176,7 +200,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
   /** Single-flight: a kick while catching up schedules one more pass instead of a second loop. */
   function kick(): void {
     if (closed) return;
-    if (running) {
+    if (running || paused) {
       again = true;
       return;
     }
@@ -224,6 +248,26 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
       for (const slot of targets) resetSlot(slot);
       kick();
       await this.waitFor(logHead);
+    },
+    async exclusive(task) {
+      while (paused) await paused.catch(() => undefined);
+      while (running) await running;
+      // No await between the checks above and `paused` being set: nothing can start in between.
+      const result = task();
+      paused = result;
+      try {
+        return await result;
+      } finally {
+        paused = undefined;
+        kick();
+      }
+    },
+    retentionBase() {
+      return { ...base };
+    },
+    setRetentionBase(next) {
+      saveBase.run(next.horizon, next.position);
+      base = { ...next };
     },
     waitFor(seq) {
       return new Promise<void>((resolve) => {

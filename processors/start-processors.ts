@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Logger } from '../core/logger.js';
 import { createDeviceStateProjection, type DeviceStateProjection } from './device-state-projection.js';
+import type { Projection } from './projection.js';
 import { createProjectionRunner, type LogSource, type ProjectionRunner } from './projection-runner.js';
 import { openReadModelDb } from './read-model-db.js';
 import { createTelemetrySeriesProjection } from './telemetry-series-projection.js';
@@ -9,6 +10,7 @@ export interface ReadSide {
   db: Database.Database;
   runner: ProjectionRunner;
   deviceState: DeviceStateProjection;
+  projections: readonly Projection[];
   close(): Promise<void>;
 }
 
@@ -28,10 +30,11 @@ export interface ReadSideOptions {
 export async function startProcessors(source: LogSource, options: ReadSideOptions): Promise<ReadSide> {
   const db = openReadModelDb(options.dataDir);
   const deviceState = createDeviceStateProjection({ snapshotEvery: options.snapshotEvery });
+  const projections = [deviceState, createTelemetrySeriesProjection()];
   const runner = createProjectionRunner({
     source,
     db,
-    projections: [deviceState, createTelemetrySeriesProjection()],
+    projections,
     logger: options.logger.child({ component: 'processors' }),
     batchSize: options.batchSize,
     onBatch: options.onBatch,
@@ -41,6 +44,7 @@ export async function startProcessors(source: LogSource, options: ReadSideOption
     db,
     runner,
     deviceState,
+    projections,
     async close() {
       await runner.close();
       db.close();

@@ -54,10 +54,21 @@ export function createTelemetrySeriesProjection(): Projection {
           PRIMARY KEY (device_id, metric, bucket)
         ) WITHOUT ROWID`);
       }
+      // What retention keeps of removed history: the hourly rollups before the horizon, as of the freeze.
+      db.exec('CREATE TABLE IF NOT EXISTS retained_rollup_1h AS SELECT * FROM rollup_1h WHERE 0');
       stmts = prepare(db);
     },
     reset(db) {
       for (const r of resolutions) db.exec(`DELETE FROM rollup_${r}`);
+      db.exec('INSERT INTO rollup_1h SELECT * FROM retained_rollup_1h');
+    },
+    freeze(db, horizon) {
+      db.exec('DELETE FROM retained_rollup_1h');
+      db.prepare('INSERT INTO retained_rollup_1h SELECT * FROM rollup_1h WHERE bucket < ?').run(horizon);
+      // Minute resolution is raw-point resolution: it goes with the raw events.
+      db.prepare('DELETE FROM rollup_1m WHERE bucket < ?').run(horizon);
+      cache.clear();
+      return Promise.resolve();
     },
     invalidate() {
       cache.clear();

@@ -1,12 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { EventLog } from '../eventlog/event-log.js';
-import {
-  evolveDevice,
-  initialDeviceAggregate,
-  viewDevice,
-  type DeviceAggregate,
-  type DeviceView,
-} from '../processors/device-aggregate.js';
+import { viewDevice, type DeviceAggregate, type DeviceView } from '../processors/device-aggregate.js';
+import { foldAsOf } from '../processors/fold-as-of.js';
 
 export interface DeviceListQuery {
   online?: boolean;
@@ -43,50 +38,26 @@ export interface StateAsOf {
   note?: string;
 }
 
-/**
- * "As of T" by event time: the latest snapshot whose boundary is ≤ T + 1 ms, plus the events with time in
- * [boundary, T] from the log, limited to seq ≤ position so snapshot and events describe the same log.
- */
+/** "As of T" by event time (see processors/fold-as-of.ts), with a note when T is outside the history. */
 export async function stateAsOf(
   db: Database.Database,
   log: EventLog,
   deviceId: string,
   at: number,
   position: number,
+  retainedFrom?: number,
 ): Promise<StateAsOf> {
-  const snap = db
-    .prepare(
-      'SELECT boundary, state FROM device_snapshots WHERE device_id = ? AND boundary <= ? ORDER BY boundary DESC LIMIT 1',
-    )
-    .get(deviceId, at + 1) as { boundary: number; state: string } | undefined;
-  let state: DeviceAggregate = snap
-    ? (JSON.parse(snap.state) as DeviceAggregate)
-    : initialDeviceAggregate(deviceId);
-  let folded = 0;
-  let after: { time: number; seq: number } | undefined;
-  for (;;) {
-    const page = await log.readStreamByTime(deviceId, {
-      from: snap?.boundary,
-      to: at + 1,
-      after,
-      limit: 10_000,
-    });
-    for (const event of page.events) {
-      if (event.seq > position) continue;
-      state = evolveDevice(state, event);
-      folded++;
-    }
-    if (!page.next) break;
-    after = page.next;
-  }
+  const { state, snapshotBoundary, eventsFolded } = await foldAsOf(db, log, deviceId, at, position);
   const result: StateAsOf = {
     deviceId,
     at: new Date(at).toISOString(),
     state: state.events === 0 ? null : viewDevice(state),
     position,
-    basis: { snapshotBoundary: snap ? new Date(snap.boundary).toISOString() : null, eventsFolded: folded },
+    basis: { snapshotBoundary: snapshotBoundary === null ? null : new Date(snapshotBoundary).toISOString(), eventsFolded },
   };
-  if (state.events === 0)
-    result.note = 'no events at or before this time: it is before the device’s first event';
+  if (state.events === 0) result.note = 'no events at or before this time: it is before the device’s first event';
+  else if (retainedFrom !== undefined && at < retainedFrom) {
+    result.note = `older than the retained history (raw events before ${new Date(retainedFrom).toISOString()} were removed): answered at snapshot resolution`;
+  }
   return result;
 }

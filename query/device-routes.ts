@@ -82,7 +82,8 @@ export function registerDeviceRoutes(
     const at = p.time('at') ?? Date.now();
     if (p.problems.length > 0) return badRequest(reply, p.problems);
     if (!deviceState.get(db, id)) return notFound(reply, `unknown device "${id}"`);
-    return stateAsOf(db, log, id, at, position());
+    const { horizon } = runner.retentionBase();
+    return stateAsOf(db, log, id, at, position(), horizon > 0 ? horizon : undefined);
   });
 
   app.get<{ Params: { id: string; metric: string }; Querystring: Query }>(

@@ -33,6 +33,7 @@ function counting(name: string, version = 1, breakAt?: number): Projection & { f
       folded.length = 0;
     },
     invalidate() {},
+    freeze: () => Promise.resolve(),
     apply(db: Database.Database, events) {
       foldEach(events, (e) => {
         if (e.seq === breakAt) throw new Error('bad data');

@@ -17,7 +17,7 @@ describe('README', () => {
           .slice(1, 4)
           .map((c) => c.trim().replace(/`/g, '')),
       );
-    expect(rows).toEqual(SETTINGS.map((s) => [s.flag, s.env, String(s.default)]));
+    expect(rows).toEqual(SETTINGS.map((s) => [s.flag, s.env, s.defaultText ?? String(s.default)]));
   });
 
   it('names every dead-letter reason code', () => {

@@ -15,6 +15,7 @@ export const SERVER_SETTINGS = [
   'eventLog',
   'snapshotEvery',
   'processors',
+  'retentionMs',
 ] as const;
 
 /** Starts the server or explains, in one sentence, what to change. */

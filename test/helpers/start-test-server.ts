@@ -21,6 +21,7 @@ export async function startTestServer(
     eventLog: 'sqlite',
     snapshotEvery: 100,
     processors: 'on',
+    retentionMs: undefined,
     ...overrides,
   };
   const running = await startFleetlog(config, {

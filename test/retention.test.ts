@@ -1,0 +1,115 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { NewEvent } from '../core/event.js';
+import { silentLogger } from '../core/logger.js';
+import { createMetrics } from '../core/metrics.js';
+import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
+import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
+import { startRetention } from '../processors/retention.js';
+import { startProcessors } from '../processors/start-processors.js';
+import { createHttpServer } from '../query/http-server.js';
+
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2026, 10, 25, 0, 0, 0);
+const MIN = 60_000;
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+/** One reading every 10 minutes for 6 hours: value = minutes since T0. */
+function readings(): NewEvent[] {
+  return Array.from({ length: 36 }, (_, i) => ({
+    id: `r:${i + 1}`,
+    deviceId: 'r',
+    type: 'TelemetryRecorded' as const,
+    time: T0 + i * 10 * MIN,
+    receivedAt: T0 + i * 10 * MIN,
+    data: { metrics: { v: i * 10 } },
+  }));
+}
+
+describe('retention', () => {
+  it('removes raw history before the horizon while aggregates, hourly series, as-of and rebuilds keep working', async () => {
+    const log = createMemoryEventLog();
+    const readSide = await startProcessors(log, { dataDir: null, snapshotEvery: 2, logger: silentLogger() });
+    const api = createHttpServer({
+      log,
+      deadLetters: createMemoryDeadLetterStore(),
+      metrics: createMetrics(),
+      logger: silentLogger(),
+      readSide,
+    });
+    closers.push(
+      () => log.close(),
+      () => readSide.close(),
+      () => api.close(),
+    );
+    const get = async (url: string) =>
+      (await api.inject({ method: 'GET', url })).json<Record<string, unknown>>();
+
+    await log.append(readings());
+    await readSide.runner.waitFor(36);
+    const device = await get('/api/devices/r');
+    const hourly = await get(`/api/devices/r/series/v?from=${T0}&to=${T0 + 6 * HOUR}&every=1h&fn=mean`);
+    const at4h = await get(`/api/devices/r/state?at=${T0 + 4 * HOUR}`);
+
+    // now = T0 + 6h 30m, keep 3h: the horizon is T0 + 3h (whole hours), so readings at 0..170 min go.
+    const retention = startRetention(log, readSide, {
+      retentionMs: 3 * HOUR + 30 * MIN,
+      logger: silentLogger(),
+      now: () => T0 + 6 * HOUR + 30 * MIN,
+      stepEvents: 5,
+    });
+    closers.push(() => retention.close());
+    expect(await retention.runOnce()).toEqual({ horizon: T0 + 3 * HOUR, removed: 18 });
+    expect((await log.readAll({ after: 0, limit: 100 })).map((e) => e.id)[0]).toBe('r:19');
+    expect(await retention.runOnce()).toEqual({ horizon: T0 + 3 * HOUR, removed: 0 });
+
+    expect(await get('/api/devices/r')).toEqual(device);
+    expect(await get(`/api/devices/r/series/v?from=${T0}&to=${T0 + 6 * HOUR}&every=1h&fn=mean`)).toEqual(
+      hourly,
+    );
+    expect(await get(`/api/devices/r/state?at=${T0 + 4 * HOUR}`)).toEqual(at4h);
+    // Minute resolution went with the raw events; after the horizon it is whole.
+    const minutes = (await get(`/api/devices/r/series/v?from=${T0}&to=${T0 + 6 * HOUR}&every=1m`)).points as {
+      time: string;
+    }[];
+    expect(minutes).toHaveLength(18);
+    expect(minutes[0]?.time).toBe(new Date(T0 + 3 * HOUR).toISOString());
+    // Before the horizon, "as of" answers from the nearest snapshot: at 2h20m that is the one taken after the
+    // reading at 130 min (snapshots every 2 events), so the reading at 140 min is no longer in it.
+    const old = (await get(`/api/devices/r/state?at=${T0 + 140 * MIN}`)) as {
+      state: { metrics: { v: { last: number; count: number } } };
+      note: string;
+    };
+    expect(old.state.metrics.v).toMatchObject({ last: 130, count: 14 });
+    expect(old.note).toBe(
+      `older than the retained history (raw events before ${new Date(T0 + 3 * HOUR).toISOString()} were removed): answered at snapshot resolution`,
+    );
+
+    // A rebuild starts from what retention kept and ends where it was.
+    await readSide.runner.rebuild();
+    expect(await get('/api/devices/r')).toEqual(device);
+    expect(await get(`/api/devices/r/series/v?from=${T0}&to=${T0 + 6 * HOUR}&every=1h&fn=mean`)).toEqual(
+      hourly,
+    );
+    expect(await get(`/api/devices/r/state?at=${T0 + 4 * HOUR}`)).toEqual(at4h);
+
+    // A late reading from before the horizon, arriving now, still counts (and survives another rebuild).
+    await log.append([
+      {
+        id: 'r:late',
+        deviceId: 'r',
+        type: 'TelemetryRecorded',
+        time: T0 + 5 * MIN,
+        receivedAt: T0 + 6 * HOUR,
+        data: { metrics: { v: -1 } },
+      },
+    ]);
+    await readSide.runner.waitFor(37);
+    const withLate = (await get('/api/devices/r')) as { metrics: { v: { min: number; count: number } } };
+    expect(withLate.metrics.v).toMatchObject({ min: -1, count: 37 });
+    await readSide.runner.rebuild();
+    expect(await get('/api/devices/r')).toEqual(withLate);
+  });
+});
