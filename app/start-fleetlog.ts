@@ -80,7 +80,10 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
         });
   const retention =
     readSide && config.retentionMs !== undefined
-      ? startRetention(log, readSide, { retentionMs: config.retentionMs, logger: logger.child({ component: 'retention' }) })
+      ? startRetention(log, readSide, {
+          retentionMs: config.retentionMs,
+          logger: logger.child({ component: 'retention' }),
+        })
       : undefined;
   const presence = createPresenceTracker({ log, logger: logger.child({ component: 'presence' }) });
   const ingester = createIngester({

@@ -10,7 +10,10 @@ export function addSettings(command: Command, keys: readonly SettingKey[]): Comm
         ? 'url'
         : s.key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     command.addOption(
-      new Option(`${s.flag} <${value}>`, `${s.description} [env ${s.env}, default ${s.defaultText ?? String(s.default)}]`),
+      new Option(
+        `${s.flag} <${value}>`,
+        `${s.description} [env ${s.env}, default ${s.defaultText ?? String(s.default)}]`,
+      ),
     );
   }
   return command;

@@ -82,7 +82,9 @@ function retention(raw: string): number | undefined | { error: string } {
   if (raw === 'forever') return undefined;
   const ms = parseDuration(raw);
   if (typeof ms === 'object') return { error: `${ms.error.replace(/^must be/, 'must be "forever" or')}` };
-  return ms >= 3_600_000 ? ms : { error: `must be at least 1h (the horizon moves in whole hours), got "${raw}"` };
+  return ms >= 3_600_000
+    ? ms
+    : { error: `must be at least 1h (the horizon moves in whole hours), got "${raw}"` };
 }
 
 function text(raw: string): string | { error: string } {
@@ -172,7 +174,8 @@ export const SETTINGS = [
     env: 'FLEETLOG_RETENTION',
     default: undefined,
     defaultText: 'forever',
-    description: 'remove raw events older than this (e.g. 30d); aggregates, hourly rollups and snapshots stay',
+    description:
+      'remove raw events older than this (e.g. 30d); aggregates, hourly rollups and snapshots stay',
     parse: retention,
   }),
   setting({

@@ -30,7 +30,7 @@ export function createMemoryEventLog(): EventLog {
         const stream = streams.get(event.deviceId) ?? [];
         streams.set(event.deviceId, stream);
         const version = (stream.at(-1)?.version ?? versions.get(event.deviceId) ?? 0) + 1;
-        const stored = { ...event, seq: offset + events.length + 1, version } as StoredEvent;
+        const stored = { ...event, seq: offset + events.length + 1, version };
         events.push(stored);
         stream.push(stored);
         ids.set(event.id, stored.seq);
@@ -86,7 +86,13 @@ export function createMemoryEventLog(): EventLog {
     },
     removeBefore({ time, maxSeq, limit }) {
       let n = 0;
-      while (n < limit && events[n] && (events[n] as StoredEvent).time < time && (events[n] as StoredEvent).seq <= maxSeq) n++;
+      while (
+        n < limit &&
+        events[n] &&
+        (events[n] as StoredEvent).time < time &&
+        (events[n] as StoredEvent).seq <= maxSeq
+      )
+        n++;
       for (const e of events.splice(0, n)) {
         ids.delete(e.id);
         const stream = streams.get(e.deviceId) ?? [];

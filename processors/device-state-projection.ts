@@ -115,10 +115,15 @@ export function createDeviceStateProjection(options: { snapshotEvery: number }):
         const { state } = await foldAsOf(db, log, deviceId, horizon - 1, position);
         if (state.events === 0) continue;
         s.saveSnapshot.run(deviceId, horizon, JSON.stringify(state));
-        db.prepare('UPDATE device_state SET max_boundary = max(max_boundary, ?) WHERE device_id = ?').run(horizon, deviceId);
+        db.prepare('UPDATE device_state SET max_boundary = max(max_boundary, ?) WHERE device_id = ?').run(
+          horizon,
+          deviceId,
+        );
       }
       db.exec('DELETE FROM retained_snapshots');
-      db.prepare('INSERT INTO retained_snapshots SELECT * FROM device_snapshots WHERE boundary <= ?').run(horizon);
+      db.prepare('INSERT INTO retained_snapshots SELECT * FROM device_snapshots WHERE boundary <= ?').run(
+        horizon,
+      );
       cache.clear(); // max_boundary changed under the cached entries
     },
     invalidate() {

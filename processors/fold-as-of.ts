@@ -1,6 +1,11 @@
 import type Database from 'better-sqlite3';
 import type { RetentionLogView } from './projection.js';
-import { applyEvent, cloneAggregate, initialDeviceAggregate, type DeviceAggregate } from './device-aggregate.js';
+import {
+  applyEvent,
+  cloneAggregate,
+  initialDeviceAggregate,
+  type DeviceAggregate,
+} from './device-aggregate.js';
 
 export interface FoldedAsOf {
   /** The fold of every event with time ≤ at and seq ≤ position (`events` is 0 when there were none). */
@@ -24,13 +29,22 @@ export async function foldAsOf(
   position: number,
 ): Promise<FoldedAsOf> {
   const snap = db
-    .prepare('SELECT boundary, state FROM device_snapshots WHERE device_id = ? AND boundary <= ? ORDER BY boundary DESC LIMIT 1')
+    .prepare(
+      'SELECT boundary, state FROM device_snapshots WHERE device_id = ? AND boundary <= ? ORDER BY boundary DESC LIMIT 1',
+    )
     .get(deviceId, at + 1) as { boundary: number; state: string } | undefined;
-  const state = snap ? cloneAggregate(JSON.parse(snap.state) as DeviceAggregate) : initialDeviceAggregate(deviceId);
+  const state = snap
+    ? cloneAggregate(JSON.parse(snap.state) as DeviceAggregate)
+    : initialDeviceAggregate(deviceId);
   let folded = 0;
   let after: { time: number; seq: number } | undefined;
   for (;;) {
-    const page = await log.readStreamByTime(deviceId, { from: snap?.boundary, to: at + 1, after, limit: 10_000 });
+    const page = await log.readStreamByTime(deviceId, {
+      from: snap?.boundary,
+      to: at + 1,
+      after,
+      limit: 10_000,
+    });
     for (const event of page.events) {
       if (event.seq > position) continue;
       applyEvent(state, event);

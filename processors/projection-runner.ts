@@ -75,11 +75,14 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
   db.exec(
     'CREATE TABLE IF NOT EXISTS retention_base (id INTEGER PRIMARY KEY CHECK (id = 1), horizon INTEGER NOT NULL, position INTEGER NOT NULL)',
   );
-  let base = (db.prepare('SELECT horizon, position FROM retention_base').get() as RetentionBase | undefined) ?? {
+  let base = (db.prepare('SELECT horizon, position FROM retention_base').get() as
+    RetentionBase | undefined) ?? {
     horizon: 0,
     position: 0,
   };
-  const saveBase = db.prepare('INSERT OR REPLACE INTO retention_base (id, horizon, position) VALUES (1, ?, ?)');
+  const saveBase = db.prepare(
+    'INSERT OR REPLACE INTO retention_base (id, horizon, position) VALUES (1, ?, ?)',
+  );
   const inBase = (e: StoredEvent) => e.seq <= base.position && e.time < base.horizon;
   let paused: Promise<unknown> | undefined;
   const getCheckpoint = db.prepare('SELECT version, position FROM checkpoints WHERE projection = ?');

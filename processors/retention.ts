@@ -47,7 +47,8 @@ export function startRetention(log: EventLog, readSide: ReadSide, options: Reten
     const horizon = Math.floor((now() - options.retentionMs) / HOUR) * HOUR;
     const { runner, db } = readSide;
     const unhealthy = runner.status().find((s) => s.state !== 'running');
-    if (unhealthy) return { horizon, removed: 0, skipped: `projection ${unhealthy.name} is ${unhealthy.state}` };
+    if (unhealthy)
+      return { horizon, removed: 0, skipped: `projection ${unhealthy.name} is ${unhealthy.state}` };
     if (horizon > runner.retentionBase().horizon) {
       await runner.exclusive(async () => {
         const position = Math.min(...runner.status().map((s) => s.position));
@@ -60,7 +61,10 @@ export function startRetention(log: EventLog, readSide: ReadSide, options: Reten
           db.exec('ROLLBACK');
           throw err;
         }
-        logger.info({ horizon: new Date(horizon).toISOString(), position }, 'retention: history before the horizon frozen into the read models');
+        logger.info(
+          { horizon: new Date(horizon).toISOString(), position },
+          'retention: history before the horizon frozen into the read models',
+        );
       });
     }
     const base = runner.retentionBase();
@@ -71,7 +75,11 @@ export function startRetention(log: EventLog, readSide: ReadSide, options: Reten
       if (n < stepEvents) break;
       await new Promise((r) => setTimeout(r, pauseMs));
     }
-    if (removed > 0) logger.info({ removed, horizon: new Date(base.horizon).toISOString() }, 'retention: raw events removed');
+    if (removed > 0)
+      logger.info(
+        { removed, horizon: new Date(base.horizon).toISOString() },
+        'retention: raw events removed',
+      );
     return { horizon: base.horizon, removed };
   }
 

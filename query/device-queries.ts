@@ -53,9 +53,13 @@ export async function stateAsOf(
     at: new Date(at).toISOString(),
     state: state.events === 0 ? null : viewDevice(state),
     position,
-    basis: { snapshotBoundary: snapshotBoundary === null ? null : new Date(snapshotBoundary).toISOString(), eventsFolded },
+    basis: {
+      snapshotBoundary: snapshotBoundary === null ? null : new Date(snapshotBoundary).toISOString(),
+      eventsFolded,
+    },
   };
-  if (state.events === 0) result.note = 'no events at or before this time: it is before the device’s first event';
+  if (state.events === 0)
+    result.note = 'no events at or before this time: it is before the device’s first event';
   else if (retainedFrom !== undefined && at < retainedFrom) {
     result.note = `older than the retained history (raw events before ${new Date(retainedFrom).toISOString()} were removed): answered at snapshot resolution`;
   }
