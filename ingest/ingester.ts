@@ -37,7 +37,13 @@ export interface IngesterDeps {
 export function createIngester(deps: IngesterDeps): Ingester {
   const { log, deadLetters, presence, metrics, logger } = deps;
   const now = deps.now ?? Date.now;
-  const count = (outcome: IngestOutcome) => metrics.messages.inc({ outcome });
+  // Bound once: resolving a label set on every message costs more than the increment.
+  const counters = new Map<IngestOutcome, { inc(): void }>();
+  const count = (outcome: IngestOutcome) => {
+    let counter = counters.get(outcome);
+    if (!counter) counters.set(outcome, (counter = metrics.messages.labels({ outcome })));
+    counter.inc();
+  };
 
   return {
     async ingest({ clientId, topic, payload }) {
