@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../core/config.js';
+import type { StoredEvent } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
@@ -11,6 +12,7 @@ import { createIngester } from '../ingest/ingester.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
 import { createPresenceTracker } from '../ingest/presence-tracker.js';
 import { createSqliteDeadLetterStore } from '../ingest/sqlite-dead-letter-store.js';
+import { influxTarget, type InfluxSettings } from '../processors/influx-target.js';
 import { startRetention } from '../processors/retention.js';
 import { startProcessors, type ReadSide } from '../processors/start-processors.js';
 import { createHttpServer } from '../query/http-server.js';
@@ -26,7 +28,8 @@ export type ServerConfig = Pick<
   | 'snapshotEvery'
   | 'processors'
   | 'retentionMs'
->;
+> &
+  InfluxSettings;
 
 export interface RunningFleetlog {
   log: EventLog;
@@ -48,6 +51,8 @@ export interface StartDeps {
   /** Replaces the configured event log (tests inject a failing or in-memory one). */
   log?: EventLog;
   metrics?: Metrics;
+  /** Called with each batch of events once the read models show them (benchmarks measure latency with it). */
+  onProjected?: (events: readonly StoredEvent[]) => void;
 }
 
 /** Starts broker + ingest + HTTP API against the configured event log: what `fleetlog serve` runs. */
@@ -77,6 +82,9 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
           dataDir: config.eventLog === 'memory' ? null : config.dataDir,
           snapshotEvery: config.snapshotEvery,
           logger,
+          influx: influxTarget(config),
+          metrics,
+          onBatch: deps.onProjected && ((events) => deps.onProjected?.(events)),
         });
   const retention =
     readSide && config.retentionMs !== undefined

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isFleetlogError } from '../core/errors.js';
 import { CliError } from './api-client.js';
+import { registerBench } from './commands/bench.js';
 import { registerDeadLetters } from './commands/dead-letters.js';
 import { registerHistory } from './commands/history.js';
 import { registerProcess } from './commands/process.js';
@@ -33,6 +34,7 @@ registerHistory(program);
 registerDeadLetters(program);
 registerProcess(program);
 registerRebuild(program);
+registerBench(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -29,6 +29,14 @@ export interface Config {
   mqttUrl: string;
   /** API URL for the client commands (history, dead-letters). */
   apiUrl: string;
+  /** InfluxDB 2 base URL for the influx projection; undefined turns it off. */
+  influxUrl: string | undefined;
+  /** InfluxDB API token (secret: never logged). */
+  influxToken: string | undefined;
+  /** InfluxDB organization the bucket belongs to. */
+  influxOrg: string;
+  /** InfluxDB bucket the points are written to. */
+  influxBucket: string;
 }
 
 export type SettingKey = keyof Config;
@@ -194,6 +202,40 @@ export const SETTINGS = [
     description:
       'API URL for the query commands (devices, device, state, series, history, dead-letters, rebuild) and --verify',
     parse: url(['http:', 'https:']),
+  }),
+  setting({
+    key: 'influxUrl',
+    flag: '--influx-url',
+    env: 'FLEETLOG_INFLUX_URL',
+    default: undefined,
+    defaultText: 'off',
+    description: 'InfluxDB 2 URL: when set, the influx projection writes every point there',
+    parse: url(['http:', 'https:']),
+  }),
+  setting({
+    key: 'influxToken',
+    flag: '--influx-token',
+    env: 'FLEETLOG_INFLUX_TOKEN',
+    default: undefined,
+    defaultText: 'none',
+    description: 'InfluxDB API token with write access to the bucket (never logged)',
+    parse: text,
+  }),
+  setting({
+    key: 'influxOrg',
+    flag: '--influx-org',
+    env: 'FLEETLOG_INFLUX_ORG',
+    default: 'fleetlog',
+    description: 'InfluxDB organization',
+    parse: text,
+  }),
+  setting({
+    key: 'influxBucket',
+    flag: '--influx-bucket',
+    env: 'FLEETLOG_INFLUX_BUCKET',
+    default: 'telemetry',
+    description: 'InfluxDB bucket for the telemetry, presence and state measurements',
+    parse: text,
   }),
 ] as const satisfies readonly Setting[];
 

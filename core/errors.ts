@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   ERR_NOT_FOUND: 'not found',
   ERR_UNAVAILABLE: 'this process does not serve that',
   ERR_BROKER_UNREACHABLE: 'the MQTT broker cannot be reached',
+  ERR_SINK_WRITE_FAILED: 'an external sink (InfluxDB) did not confirm a write',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

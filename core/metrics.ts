@@ -22,6 +22,10 @@ export interface Metrics {
   projectionFailed: Gauge<'projection'>;
   /** Server-sent-event clients of /api/stream. */
   streamClients: Gauge;
+  /** Failed write attempts of an external sink (influx): each one is retried with backoff. */
+  sinkErrors: Counter<'projection'>;
+  /** Points an external sink confirmed (outcome written) or the server refused as data (outcome rejected). */
+  sinkPoints: Counter<'projection' | 'outcome'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -84,6 +88,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     streamClients: new Gauge({
       name: 'fleetlog_stream_clients',
       help: 'Clients connected to /api/stream',
+      registers,
+    }),
+    sinkErrors: new Counter({
+      name: 'fleetlog_sink_errors_total',
+      help: 'Failed write attempts of an external sink (retried with backoff)',
+      labelNames: ['projection'],
+      registers,
+    }),
+    sinkPoints: new Counter({
+      name: 'fleetlog_sink_points_total',
+      help: 'Points an external sink confirmed (written) or the server refused as data (rejected)',
+      labelNames: ['projection', 'outcome'],
       registers,
     }),
   };

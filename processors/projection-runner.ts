@@ -27,8 +27,8 @@ export interface ProjectionRunnerOptions {
   logger: Logger;
   /** Events read and committed per transaction. */
   batchSize?: number;
-  /** Called after each committed batch: for progress bars and metrics. */
-  onBatch?: (events: number, position: number) => void;
+  /** Called after each committed batch (now visible in the read models): for progress bars, metrics, latency. */
+  onBatch?: (events: readonly StoredEvent[], position: number) => void;
 }
 
 export interface ProjectionRunner {
@@ -164,7 +164,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
         'projection failed and stopped',
       );
     }
-    options.onBatch?.(events.length, last);
+    options.onBatch?.(events, last);
   }
 
   function minPosition(): number | undefined {
@@ -187,7 +187,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     for (;;) {
       const from = minPosition();
       if (closed || from === undefined) break;
-      const events = await source.readAll({ after: from, limit: batchSize });
+      const events = fromTail(from) ?? (await source.readAll({ after: from, limit: batchSize }));
       if (closed || events.length === 0) break;
       applyBatch(events);
       settleWaiters();
@@ -198,6 +198,33 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     for (const slot of slots)
       if (slot.state === 'rebuilding' && slot.position >= logHead) slot.state = 'running';
     settleWaiters();
+  }
+
+  /**
+   * The events the log just announced, kept so that a runner that is caught up folds them straight away instead
+   * of reading back (and parsing again) what it was handed. Contiguous by seq; dropped when it grows too big.
+   */
+  let tail: StoredEvent[] = [];
+  const TAIL_LIMIT = 50_000;
+  function remember(events: readonly StoredEvent[]): void {
+    const first = events[0];
+    if (!first) return;
+    const last = tail.at(-1);
+    if ((last && first.seq !== last.seq + 1) || tail.length + events.length > TAIL_LIMIT) tail = [];
+    tail.push(...events);
+  }
+  function fromTail(after: number): StoredEvent[] | undefined {
+    const first = tail[0];
+    if (!first || after < first.seq - 1 || after >= (tail.at(-1)?.seq ?? 0)) {
+      if (first && after >= (tail.at(-1)?.seq ?? 0)) tail = [];
+      return undefined;
+    }
+    const start = after - first.seq + 1;
+    const batch = tail.slice(start, start + batchSize);
+    // Everything before the slowest projection's position is folded by all: let it go.
+    const min = minPosition() ?? after;
+    if (min >= first.seq) tail = tail.slice(Math.min(tail.length, min - first.seq + 1));
+    return batch;
   }
 
   /** Single-flight: a kick while catching up schedules one more pass instead of a second loop. */
@@ -228,6 +255,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
       logHead = await source.lastSeq();
       unsubscribe = source.subscribe((events) => {
         logHead = Math.max(logHead, events.at(-1)?.seq ?? 0);
+        remember(events);
         kick();
       });
       kick();

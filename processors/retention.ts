@@ -69,8 +69,10 @@ export function startRetention(log: EventLog, readSide: ReadSide, options: Reten
     }
     const base = runner.retentionBase();
     let removed = 0;
+    // An external sink (influx) that is behind still needs its events: they leave the log once it has written them.
+    const maxSeq = Math.min(base.position, ...readSide.sinks.map((s) => s.status().position));
     while (!closed) {
-      const n = await log.removeBefore({ time: base.horizon, maxSeq: base.position, limit: stepEvents });
+      const n = await log.removeBefore({ time: base.horizon, maxSeq, limit: stepEvents });
       removed += n;
       if (n < stepEvents) break;
       await new Promise((r) => setTimeout(r, pauseMs));

@@ -1,5 +1,10 @@
 import type Database from 'better-sqlite3';
+import type { StoredEvent } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import { createInfluxSink } from './influx-sink.js';
+import type { InfluxTarget } from './influx-target.js';
+import { createSinkRunner, type SinkRunner } from './sink-runner.js';
 import { createDeviceStateProjection, type DeviceStateProjection } from './device-state-projection.js';
 import type { Projection } from './projection.js';
 import { createProjectionRunner, type LogSource, type ProjectionRunner } from './projection-runner.js';
@@ -11,6 +16,8 @@ export interface ReadSide {
   runner: ProjectionRunner;
   deviceState: DeviceStateProjection;
   projections: readonly Projection[];
+  /** External sinks (influx), each in its own loop beside the runner. */
+  sinks: readonly SinkRunner[];
   close(): Promise<void>;
 }
 
@@ -21,9 +28,13 @@ export interface ReadSideOptions {
   snapshotEvery: number;
   logger: Logger;
   batchSize?: number;
-  onBatch?: (events: number, position: number) => void;
+  onBatch?: (events: readonly StoredEvent[], position: number) => void;
   /** Reset these projections (true: all) and fold the whole log again. */
   rebuild?: string | true;
+  /** Where the influx projection writes; absent turns it off. */
+  influx?: InfluxTarget;
+  /** Counts sink errors and points. */
+  metrics?: Metrics;
 }
 
 /** Opens the read models and starts folding the log into them (catch up, then follow) without waiting. */
@@ -40,12 +51,27 @@ export async function startProcessors(source: LogSource, options: ReadSideOption
     onBatch: options.onBatch,
   });
   await runner.start({ rebuild: options.rebuild });
+  const sinks = options.influx
+    ? [
+        createSinkRunner({
+          source,
+          db,
+          sink: createInfluxSink(options.influx, options.logger.child({ component: 'influx' })),
+          logger: options.logger.child({ component: 'sink', projection: 'influx' }),
+          metrics: options.metrics,
+        }),
+      ]
+    : [];
+  for (const sink of sinks)
+    await sink.start({ rebuild: options.rebuild === true || options.rebuild === sink.name });
   return {
     db,
     runner,
     deviceState,
     projections,
+    sinks,
     async close() {
+      await Promise.all(sinks.map((s) => s.close()));
       await runner.close();
       db.close();
     },

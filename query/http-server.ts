@@ -4,6 +4,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import type { ReadSide } from '../processors/start-processors.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
 import { registerDeadLetterRoutes } from './dead-letter-routes.js';
 import { registerDeviceRoutes } from './device-routes.js';
 import { registerOpsRoutes } from './ops-routes.js';
@@ -35,5 +36,6 @@ export function createHttpServer(deps: HttpServerDeps) {
   registerDeviceRoutes(app, deps.log, deps.readSide);
   registerDeadLetterRoutes(app, deps.deadLetters);
   registerStreamRoute(app, deps.log, deps.metrics);
+  registerDashboardRoutes(app);
   return app;
 }

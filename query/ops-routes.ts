@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
+import type { ProjectionStatus } from '../processors/projection-runner.js';
+import type { SinkStatus } from '../processors/sink-runner.js';
 import type { ReadSide } from '../processors/start-processors.js';
 import { notFound } from './params.js';
 
@@ -9,14 +11,19 @@ export function registerOpsRoutes(
   deps: { log: EventLog; metrics: Metrics; readSide?: ReadSide; health?: () => Record<string, unknown> },
 ): void {
   const { log, metrics, readSide } = deps;
-  const projections = () => readSide?.runner.status() ?? [];
+  const sinks = readSide?.sinks ?? [];
+  const projections = (): (ProjectionStatus | SinkStatus)[] => [
+    ...(readSide?.runner.status() ?? []),
+    ...sinks.map((s) => s.status()),
+  ];
 
   app.get('/healthz', () => {
     const stats = log.stats();
     const status = projections();
     return {
       // Degraded, not down: ingest still accepts and keeps every message while a projection is stopped.
-      status: status.some((p) => p.state === 'failed') ? 'degraded' : 'ok',
+      // A sink retrying against an unreachable server degrades too; its lastError says why.
+      status: status.some((p) => p.state === 'failed' || p.state === 'retrying') ? 'degraded' : 'ok',
       log: { lastSeq: stats.lastSeq, commits: stats.commits },
       projections: status,
       ...deps.health?.(),
@@ -42,7 +49,12 @@ export function registerOpsRoutes(
     if (name !== undefined && !known.includes(name)) {
       return notFound(reply, `unknown projection "${name}"; there are ${known.join(', ')}`);
     }
-    readSide.runner.rebuild(name).catch((err: unknown) => app.log.error({ err }, 'rebuild failed'));
+    const sink = sinks.find((s) => s.name === name);
+    const rebuilds = [
+      ...(sink ? [] : [readSide.runner.rebuild(name)]),
+      ...sinks.filter((s) => name === undefined || s === sink).map((s) => s.rebuild()),
+    ];
+    for (const rebuild of rebuilds) rebuild.catch((err: unknown) => app.log.error({ err }, 'rebuild failed'));
     return reply.code(202).send({ rebuilding: name === undefined ? known : [name] });
   });
 }

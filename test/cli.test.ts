@@ -65,6 +65,7 @@ describe('the fleetlog command line', () => {
     'dead-letters',
     'process',
     'rebuild',
+    'bench',
   ])('%s --help explains itself', async (command) => {
     const { code, stdout } = await cli(command, '--help');
     expect(code).toBe(0);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createLogger } from '../../core/logger.js';
 import { openSqliteLogReader } from '../../eventlog/sqlite-log-reader.js';
+import { influxTarget } from '../../processors/influx-target.js';
 import { startProcessors } from '../../processors/start-processors.js';
 import { createProgress } from '../progress.js';
 import { addSettings, configFrom } from '../settings-options.js';
@@ -13,7 +14,15 @@ export function registerProcess(program: Command): void {
       'run the processors alone: fold the event log in --data-dir into the read models, then follow it',
     )
     .addHelpText('after', '\nRun it beside `fleetlog serve --processors off` on the same --data-dir.');
-  addSettings(cmd, ['dataDir', 'logLevel', 'snapshotEvery']);
+  addSettings(cmd, [
+    'dataDir',
+    'logLevel',
+    'snapshotEvery',
+    'influxUrl',
+    'influxToken',
+    'influxOrg',
+    'influxBucket',
+  ]);
   cmd.action(async () => {
     const config = configFrom(cmd);
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
@@ -25,6 +34,7 @@ export function registerProcess(program: Command): void {
       dataDir: config.dataDir,
       snapshotEvery: config.snapshotEvery,
       logger,
+      influx: influxTarget(config),
       onBatch: (_n, position) => {
         if (!caughtUp) progress.update(Math.min(position, head), head);
       },

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 import { createLogger } from '../../core/logger.js';
 import { openSqliteLogReader } from '../../eventlog/sqlite-log-reader.js';
+import { influxTarget } from '../../processors/influx-target.js';
 import { startProcessors } from '../../processors/start-processors.js';
 import type { ProjectionStatus } from '../../processors/projection-runner.js';
 import { CliError, getJson } from '../api-client.js';
 import { createProgress } from '../progress.js';
 import { addSettings, configFrom } from '../settings-options.js';
 
-const PROJECTIONS = ['device-state', 'telemetry-series'];
+const PROJECTIONS = ['device-state', 'telemetry-series', 'influx'];
 
 /** Asks a running server to rebuild, and follows its progress. Returns false when no server answers. */
 async function rebuildOnServer(apiUrl: string, projection: string | undefined): Promise<boolean> {
@@ -55,11 +56,23 @@ export function registerRebuild(program: Command): void {
       'after',
       '\nExamples:\n  fleetlog rebuild                          # on the server at --api\n  fleetlog rebuild --offline --data-dir ./data --projection device-state',
     );
-  addSettings(cmd, ['dataDir', 'apiUrl', 'logLevel', 'snapshotEvery']);
+  addSettings(cmd, [
+    'dataDir',
+    'apiUrl',
+    'logLevel',
+    'snapshotEvery',
+    'influxUrl',
+    'influxToken',
+    'influxOrg',
+    'influxBucket',
+  ]);
   cmd.action(async (opts: { projection?: string; offline?: boolean }) => {
     const config = configFrom(cmd);
     if (opts.projection !== undefined && !PROJECTIONS.includes(opts.projection)) {
       throw new CliError(`unknown projection "${opts.projection}"; there are ${PROJECTIONS.join(', ')}`, 2);
+    }
+    if (opts.offline && opts.projection === 'influx' && config.influxUrl === undefined) {
+      throw new CliError('the influx projection writes to --influx-url (FLEETLOG_INFLUX_URL); set it', 2);
     }
     const started = performance.now();
     if (!opts.offline && (await rebuildOnServer(config.apiUrl, opts.projection))) {
@@ -83,8 +96,11 @@ export function registerRebuild(program: Command): void {
       batchSize: 10_000,
       onBatch: (_n, position) => progress.update(position, head),
       rebuild: opts.projection ?? true,
+      influx: influxTarget(config),
     });
     await readSide.runner.waitFor(head);
+    // The influx projection replays only where a server is configured; it waits for the server's confirmation.
+    await Promise.all(readSide.sinks.map((s) => s.waitFor(head)));
     progress.stop();
     await readSide.close();
     await reader.close();

@@ -16,6 +16,10 @@ export const SERVER_SETTINGS = [
   'snapshotEvery',
   'processors',
   'retentionMs',
+  'influxUrl',
+  'influxToken',
+  'influxOrg',
+  'influxBucket',
 ] as const;
 
 /** Starts the server or explains, in one sentence, what to change. */
@@ -47,6 +51,11 @@ export function printListening(
       `  MQTT/WS     ${running.wsUrl}`,
       `  HTTP API    ${running.httpUrl}  (/api/devices, /api/stream, /api/dead-letters, /healthz, /metrics)`,
       `  event log   ${config.eventLog === 'memory' ? 'in memory (nothing is kept)' : `${config.dataDir} (SQLite)`}`,
+      ...(config.influxUrl === undefined || !running.readSide
+        ? []
+        : [
+            `  InfluxDB    ${new URL(config.influxUrl).origin}  (org ${config.influxOrg}, bucket ${config.influxBucket})`,
+          ]),
       '',
     ].join('\n'),
   );

@@ -1,0 +1,146 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Aedes } from 'aedes';
+import mqtt from 'mqtt';
+import { startFleetlog, type RunningFleetlog } from '../app/start-fleetlog.js';
+import { silentLogger } from '../core/logger.js';
+import { createMetrics } from '../core/metrics.js';
+import { cpuSeconds } from './process-usage.js';
+
+const ownCpuSeconds = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+export interface BenchServer {
+  url: string;
+  /** Device messages the server side took in (appended as events, or delivered to the subscriber), for loss checks. */
+  received(): Promise<number>;
+  /** CPU the server has used so far (user + system), seconds. */
+  cpuSeconds(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * fleetlog as `serve` runs it (broker, ingest, processors, API), in this process, on free ports; with
+ * `processors: 'off'` as it runs beside a separate `fleetlog process`.
+ */
+export async function startFleetlogServer(
+  processors: 'on' | 'off' = 'on',
+): Promise<BenchServer & { running: RunningFleetlog }> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-'));
+  const running = await startFleetlog(
+    {
+      dataDir,
+      host: '127.0.0.1',
+      mqttPort: 0,
+      httpPort: 0,
+      maxPayloadBytes: 65536,
+      eventLog: 'sqlite',
+      snapshotEvery: 100,
+      processors,
+      retentionMs: undefined,
+    },
+    { logger: silentLogger(), metrics: createMetrics() },
+  );
+  return {
+    url: running.mqttUrl,
+    running,
+    cpuSeconds: ownCpuSeconds,
+    received: async () =>
+      (await running.metrics.messages.get()).values.find((v) => v.labels.outcome === 'appended')?.value ?? 0,
+    async close() {
+      await running.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Aedes 1.2 with no persistence and no hooks: the cost of fleetlog's durability is the difference. */
+export async function startBareAedes(): Promise<BenchServer> {
+  const broker = await Aedes.createBroker();
+  let count = 0;
+  broker.on('publish', (_packet, client) => {
+    if (client) count++;
+  });
+  const server = createServer((socket) => broker.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received: () => Promise.resolve(count),
+    cpuSeconds: ownCpuSeconds,
+    close: () =>
+      new Promise<void>((resolve) => {
+        broker.close(() => server.close(() => resolve()));
+      }),
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Mosquitto 2 with one mqtt.js QoS 1 subscriber on `devices/#` in this process: the classic "broker plus a
+ * subscriber that stores" setup, before any storage cost. Its default queue limits silently drop QoS 1 messages
+ * to a slow subscriber, so they are lifted (max_queued_messages 0, max_inflight_messages 0).
+ */
+export async function startMosquittoWithSubscriber(): Promise<BenchServer> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-mosq-'));
+  const port = await freePort();
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_queued_messages 0',
+      'max_inflight_messages 0',
+      'log_type error',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const url = `mqtt://127.0.0.1:${port}`;
+  let subscriber: mqtt.MqttClient | undefined;
+  for (let attempt = 0; attempt < 50 && !subscriber; attempt++) {
+    try {
+      subscriber = await mqtt.connectAsync(url, {
+        clientId: 'bench-sub',
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      });
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  if (!subscriber) throw new Error(`mosquitto did not start: ${stderr}`);
+  await subscriber.subscribeAsync('devices/#', { qos: 1 });
+  let count = 0;
+  subscriber.on('message', () => count++);
+  const sub = subscriber;
+  return {
+    url,
+    received: () => Promise.resolve(count),
+    // Mosquitto's own CPU plus the subscriber's, which runs in this process.
+    cpuSeconds: () => cpuSeconds(child.pid as number) + ownCpuSeconds(),
+    async close() {
+      await sub.endAsync(true);
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

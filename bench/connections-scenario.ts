@@ -1,0 +1,164 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
+import { cpuSeconds, rssBytes } from './process-usage.js';
+import { runPublishers } from './run-publishers.js';
+import type { Scenario } from './scenario.js';
+
+const CLI = path.join(import.meta.dirname, '..', 'cli', 'main.js');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForBroker(url: string): Promise<mqtt.MqttClient> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      return await mqtt.connectAsync(url, {
+        clientId: `probe-${randomUUID().slice(0, 6)}`,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      });
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`no broker at ${url}`);
+}
+
+interface Usage {
+  rssPerDeviceKb: number;
+  rssTotalMb: number;
+  cpuPercent: number;
+}
+
+/** Connects `devices` publishers that each send once every 10 s, and measures the server process. */
+async function measure(
+  server: ChildProcess,
+  url: string,
+  devices: number,
+  durationMs: number,
+): Promise<Usage> {
+  const pid = server.pid as number;
+  const probe = await waitForBroker(url);
+  await probe.endAsync();
+  await new Promise((r) => setTimeout(r, 500));
+  const idleRss = rssBytes(pid);
+  let cpu0 = 0;
+  let t0 = 0;
+  let loadedRss = 0;
+  const sampler = setInterval(() => (loadedRss = Math.max(loadedRss, rssBytes(pid))), 250);
+  await runPublishers(
+    {
+      url,
+      clients: devices,
+      window: 1,
+      durationMs,
+      rate: devices / 10,
+      prefix: `conn-${randomUUID().slice(0, 6)}`,
+      announce: true,
+    },
+    () => {
+      cpu0 = cpuSeconds(pid);
+      t0 = performance.now();
+    },
+  );
+  const cpu = (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000);
+  clearInterval(sampler);
+  return {
+    rssPerDeviceKb: (loadedRss - idleRss) / devices / 1024,
+    rssTotalMb: loadedRss / 1024 / 1024,
+    cpuPercent: cpu * 100,
+  };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
+/** Scenario 5: many connected devices publishing slowly; server memory per device and CPU. */
+export const connectionsScenario: Scenario = {
+  name: 'connections',
+  async run({ quick, repeats, progress }) {
+    const devices = quick ? 500 : 10_000;
+    const durationMs = quick ? 3000 : 30_000;
+    const fleetlog: Usage[] = [];
+    const mosquitto: Usage[] = [];
+    for (let r = 0; r < repeats; r++) {
+      progress(`connections: fleetlog serve, ${devices} devices`, r * 2, repeats * 2);
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-conn-'));
+      const mqttPort = await freePort();
+      const server = spawn(process.execPath, [CLI, 'serve'], {
+        env: {
+          ...process.env,
+          FLEETLOG_DATA_DIR: dataDir,
+          FLEETLOG_MQTT_PORT: String(mqttPort),
+          FLEETLOG_HTTP_PORT: String(await freePort()),
+          FLEETLOG_LOG_LEVEL: 'warn',
+        },
+        stdio: 'ignore',
+      });
+      try {
+        fleetlog.push(await measure(server, `mqtt://127.0.0.1:${mqttPort}`, devices, durationMs));
+      } finally {
+        await stop(server);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+
+      progress(`connections: Mosquitto, ${devices} devices`, r * 2 + 1, repeats * 2);
+      const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-conn-mosq-'));
+      const port = await freePort();
+      writeFileSync(
+        path.join(dir, 'm.conf'),
+        `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\nlog_type error\n`,
+      );
+      const mosq = spawn('mosquitto', ['-c', path.join(dir, 'm.conf')], { stdio: 'ignore' });
+      const url = `mqtt://127.0.0.1:${port}`;
+      const sub = await waitForBroker(url);
+      await sub.subscribeAsync('devices/#', { qos: 1 });
+      try {
+        mosquitto.push(await measure(mosq, url, devices, durationMs));
+      } finally {
+        await sub.endAsync(true);
+        await stop(mosq);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    progress('connections', repeats * 2, repeats * 2);
+    const pick = (xs: Usage[], k: keyof Usage) => xs.map((u) => u[k]);
+    const maxRssMb = Math.max(...pick(fleetlog, 'rssTotalMb'));
+    return [
+      {
+        scenario: `${devices.toLocaleString('en-US')} connected devices, 1 msg/10 s each: memory per device`,
+        unit: 'KiB',
+        better: 'lower',
+        fleetlog: pick(fleetlog, 'rssPerDeviceKb'),
+        baselineName: 'Mosquitto 2 + 1 subscriber',
+        baseline: pick(mosquitto, 'rssPerDeviceKb'),
+        target: 'server RSS ≤ 1 GB',
+        met: maxRssMb <= 1024,
+        note: `fleetlog server RSS peaked at ${maxRssMb.toFixed(0)} MB`,
+      },
+      {
+        scenario: `${devices.toLocaleString('en-US')} connected devices, 1 msg/10 s each: server CPU`,
+        unit: '% of a core',
+        better: 'lower',
+        fleetlog: pick(fleetlog, 'cpuPercent'),
+        baselineName: 'Mosquitto 2 + 1 subscriber',
+        baseline: pick(mosquitto, 'cpuPercent'),
+      },
+    ];
+  },
+};

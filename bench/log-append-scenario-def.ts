@@ -1,0 +1,32 @@
+import { runLogAppend, runRawSqliteAppend } from './log-append-scenario.js';
+import type { Scenario } from './scenario.js';
+
+/** The event log alone: durable appends, one event per call as ingest makes them, 1,000 devices interleaved. */
+export const logAppendScenario: Scenario = {
+  name: 'log-append',
+  async run({ quick, repeats, progress }) {
+    const events = quick ? 20_000 : 1_000_000;
+    const fleetlog: number[] = [];
+    const baseline: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const run = await runLogAppend(events, (done) => progress('log append: fleetlog', done, events));
+      fleetlog.push(run.events / run.seconds);
+      const batch = Math.max(1, Math.round(run.events / run.commits));
+      const raw = runRawSqliteAppend(events, batch, (done) =>
+        progress('log append: raw SQLite', done, events),
+      );
+      baseline.push(raw.events / raw.seconds);
+    }
+    return [
+      {
+        scenario: 'event log append, 1,000 devices',
+        unit: 'events/s',
+        better: 'higher',
+        fleetlog,
+        baselineName: 'SQLite insert, no index, same commits',
+        baseline,
+        note: 'the floor of any durable SQLite store; fleetlog adds dedup, per-device versions and three indexes',
+      },
+    ];
+  },
+};

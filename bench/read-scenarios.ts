@@ -1,0 +1,177 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { startFleetlog } from '../app/start-fleetlog.js';
+import { silentLogger } from '../core/logger.js';
+import { createMetrics } from '../core/metrics.js';
+import { openSqliteLogReader } from '../eventlog/sqlite-log-reader.js';
+import { startProcessors } from '../processors/start-processors.js';
+import type { Comparison, Scenario, ScenarioContext } from './scenario.js';
+import { SEED_DEVICES, seedLog } from './seed-log.js';
+import { median, percentile } from './stats.js';
+
+/** Folds the whole log into both embedded projections from scratch; events/s. */
+async function rebuildRate(dataDir: string, events: number, ctx: ScenarioContext): Promise<number> {
+  const reader = openSqliteLogReader(dataDir);
+  const started = performance.now();
+  const readSide = await startProcessors(reader, {
+    dataDir,
+    snapshotEvery: 100,
+    logger: silentLogger(),
+    batchSize: 10_000,
+    rebuild: true,
+    onBatch: (_e, position) => ctx.progress('rebuild: fleetlog', position, events),
+  });
+  await readSide.runner.waitFor(events);
+  const rate = events / ((performance.now() - started) / 1000);
+  await readSide.close();
+  await reader.close();
+  return rate;
+}
+
+/** The floor any fold pays: scan the same rows and JSON.parse each payload. */
+function scanRate(dataDir: string, events: number, ctx: ScenarioContext): number {
+  const db = new Database(path.join(dataDir, 'events.db'), { readonly: true });
+  const started = performance.now();
+  let n = 0;
+  let sum = 0;
+  for (const row of db.prepare('SELECT * FROM events ORDER BY seq').iterate() as Iterable<{ data: string }>) {
+    sum += (JSON.parse(row.data) as { metrics: { temperature: number } }).metrics.temperature;
+    if (++n % 100_000 === 0) ctx.progress('rebuild: raw scan', n, events);
+  }
+  const rate = n / ((performance.now() - started) / 1000);
+  db.close();
+  if (!(sum > 0)) throw new Error('scan read nothing');
+  return rate;
+}
+
+/** Request latencies over HTTP against `fleetlog serve` on the seeded data dir, ms. */
+async function httpLatencies(url: (device: string) => string, requests: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < requests; i++) {
+    const t = performance.now();
+    const res = await fetch(url(`seed-${(i * 37) % SEED_DEVICES}`));
+    if (!res.ok) throw new Error(`${res.status} from ${url('…')}`);
+    await res.arrayBuffer();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+/** The same questions to a plain SQLite table indexed by (device, time), in-process: what an index alone costs. */
+function rawQueryLatencies(
+  dataDir: string,
+  endTime: number,
+  requests: number,
+): { hour: number[]; day: number[] } {
+  const db = new Database(path.join(dataDir, 'baseline.db'));
+  db.exec(`ATTACH '${path.join(dataDir, 'events.db')}' AS log;
+    CREATE TABLE raw AS SELECT d.device_id, e.time, e.data FROM log.events e JOIN log.devices d USING (device_key);
+    CREATE INDEX raw_by_device_time ON raw (device_id, time);`);
+  const hourQ = db.prepare('SELECT time, data FROM raw WHERE device_id = ? AND time >= ? ORDER BY time');
+  const dayQ = db.prepare(
+    `SELECT time / 60000 AS minute, avg(json_extract(data, '$.metrics.temperature')) AS v
+     FROM raw WHERE device_id = ? AND time >= ? GROUP BY minute ORDER BY minute`,
+  );
+  const hour: number[] = [];
+  const day: number[] = [];
+  for (let i = 0; i < requests; i++) {
+    const device = `seed-${(i * 37) % SEED_DEVICES}`;
+    let t = performance.now();
+    const rows = hourQ.all(device, endTime - 3_600_000) as { data: string }[];
+    for (const r of rows) JSON.parse(r.data);
+    hour.push(performance.now() - t);
+    t = performance.now();
+    dayQ.all(device, endTime - 86_400_000);
+    day.push(performance.now() - t);
+  }
+  db.close();
+  return { hour, day };
+}
+
+/** Scenarios 3 and 4: rebuild rate, then history query latency, on one seeded log. */
+export const readScenarios: Scenario = {
+  name: 'read',
+  async run(ctx) {
+    const events = ctx.quick ? 60_000 : 5_000_000;
+    const requests = ctx.quick ? 30 : 300;
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-read-'));
+    const endTime = Date.now();
+    try {
+      await seedLog(dataDir, events, endTime, (done) => ctx.progress('seeding the log', done, events));
+      const rebuild: number[] = [];
+      const scan: number[] = [];
+      for (let r = 0; r < ctx.repeats; r++) {
+        rebuild.push(await rebuildRate(dataDir, events, ctx));
+        scan.push(scanRate(dataDir, events, ctx));
+      }
+      ctx.progress('history queries', 0, 1);
+      const running = await startFleetlog(
+        {
+          dataDir,
+          host: '127.0.0.1',
+          mqttPort: 0,
+          httpPort: 0,
+          maxPayloadBytes: 65536,
+          eventLog: 'sqlite',
+          snapshotEvery: 100,
+          processors: 'on',
+          retentionMs: undefined,
+        },
+        { logger: silentLogger(), metrics: createMetrics() },
+      );
+      let hour: number[];
+      let day: number[];
+      try {
+        await running.readSide?.runner.waitFor(events);
+        const since = (ms: number) => new Date(endTime - ms).toISOString();
+        hour = await httpLatencies(
+          (d) => `${running.httpUrl}/api/devices/${d}/events?from=${since(3_600_000)}&limit=10000`,
+          requests,
+        );
+        day = await httpLatencies(
+          (d) =>
+            `${running.httpUrl}/api/devices/${d}/series/temperature?from=${since(86_400_000)}&to=${new Date(endTime + 1).toISOString()}&every=1m`,
+          requests,
+        );
+      } finally {
+        await running.close();
+      }
+      const raw = rawQueryLatencies(dataDir, endTime, requests);
+      ctx.progress('history queries', 1, 1);
+      const hours = ((Math.ceil(events / SEED_DEVICES) * 10_000) / 3_600_000).toFixed(1);
+      const rows: Comparison[] = [
+        {
+          scenario: `rebuild device-state + telemetry-series, ${events.toLocaleString('en-US')} events`,
+          unit: 'events/s',
+          better: 'higher',
+          fleetlog: rebuild,
+          baselineName: 'SQLite scan + JSON.parse, same rows',
+          baseline: scan,
+          target: '≥ 0.5×',
+          met: median(rebuild) >= 0.5 * median(scan),
+        },
+      ];
+      for (const [label, f, b, target] of [
+        ['one device, last hour of raw events (360), p99, HTTP', hour, raw.hour, 5],
+        ['one device, 24 h 1-minute series, p99, HTTP', day, raw.day, 20],
+      ] as const) {
+        rows.push({
+          scenario: label,
+          unit: 'ms',
+          better: 'lower',
+          fleetlog: [percentile(f, 99)],
+          baselineName: 'SQLite table indexed (device, time), in-process',
+          baseline: [percentile(b, 99)],
+          target: `≤ ${target} ms`,
+          met: percentile(f, 99) <= target,
+          note: `p50 ${percentile(f, 50).toFixed(2)} ms vs ${percentile(b, 50).toFixed(2)} ms; ${requests} requests over ${SEED_DEVICES} devices with ${hours} h of data each`,
+        });
+      }
+      return rows;
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  },
+};

@@ -1,0 +1,402 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import type { SinkStatus } from '../processors/sink-runner.js';
+import { hasCommand } from './helpers/has-command.js';
+import { freePort } from './helpers/spawn-server.js';
+import { waitFor } from './helpers/start-test-server.js';
+import { startVictoriaMetrics, type VictoriaMetrics } from './helpers/start-victoria-metrics.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
+const DATASOURCE_UID = 'fleetlog-influxdb';
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  profiles?: string[];
+  volumes?: string[];
+}
+
+/** The compose file as docker-compose resolves it (variables substituted with their defaults). */
+function resolvedCompose(): { services: Record<string, Service> } {
+  const env = { ...process.env };
+  for (const name of ['INFLUX_TOKEN', 'INFLUX_PASSWORD', 'GRAFANA_PASSWORD']) delete env[name];
+  const out = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+  });
+  if (out.status !== 0) throw new Error(`docker-compose config failed:\n${out.stderr}`);
+  return parseYaml(out.stdout) as { services: Record<string, Service> };
+}
+
+/** The file as written (before substitution), for what docker-compose 1.29 normalizes away. */
+const rawCompose = parseYaml(read('docker-compose.yml')) as { services: Record<string, Service> };
+
+function flux(dashboard: unknown): string[] {
+  const queries: string[] = [];
+  const walk = (node: unknown) => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      for (const [k, v] of Object.entries(node)) {
+        if (k === 'query' && typeof v === 'string') queries.push(v);
+        else walk(v);
+      }
+    }
+  };
+  walk(dashboard);
+  return queries;
+}
+
+function datasourceUids(dashboard: unknown): string[] {
+  const uids: string[] = [];
+  const walk = (node: unknown) => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      for (const [k, v] of Object.entries(node)) {
+        if (k === 'datasource') uids.push((v as { uid?: string }).uid ?? `(no uid: ${JSON.stringify(v)})`);
+        else walk(v);
+      }
+    }
+  };
+  walk(dashboard);
+  return uids;
+}
+
+describe('docker-compose demo files', () => {
+  it('parse, and Grafana reaches InfluxDB through the one provisioned data source uid', () => {
+    const datasources = parseYaml(read('deploy/grafana/provisioning/datasources/influxdb.yml')) as {
+      datasources: {
+        uid: string;
+        type: string;
+        url: string;
+        jsonData: Record<string, string>;
+        secureJsonData: Record<string, string>;
+      }[];
+    };
+    expect(datasources.datasources.map((d) => [d.uid, d.type, d.url, d.jsonData.version])).toEqual([
+      [DATASOURCE_UID, 'influxdb', 'http://influxdb:8086', 'Flux'],
+    ]);
+    const ds = datasources.datasources[0];
+    const influx = rawCompose.services.influxdb?.environment ?? {};
+    const fleetlog = rawCompose.services.fleetlog?.environment ?? {};
+    expect([ds?.jsonData.organization, ds?.jsonData.defaultBucket]).toEqual([
+      influx.DOCKER_INFLUXDB_INIT_ORG,
+      influx.DOCKER_INFLUXDB_INIT_BUCKET,
+    ]);
+    expect([fleetlog.FLEETLOG_INFLUX_ORG, fleetlog.FLEETLOG_INFLUX_BUCKET]).toEqual([
+      'fleetlog',
+      'telemetry',
+    ]);
+    expect([influx.DOCKER_INFLUXDB_INIT_ORG, influx.DOCKER_INFLUXDB_INIT_BUCKET]).toEqual([
+      'fleetlog',
+      'telemetry',
+    ]);
+    // One token for all three: InfluxDB's initial admin token, fleetlog's writes, Grafana's data source.
+    expect(ds?.secureJsonData.token).toBe('${INFLUX_TOKEN}');
+    const token = '${INFLUX_TOKEN:-fleetlog-demo-token}';
+    expect([
+      influx.DOCKER_INFLUXDB_INIT_ADMIN_TOKEN,
+      fleetlog.FLEETLOG_INFLUX_TOKEN,
+      rawCompose.services.grafana?.environment?.INFLUX_TOKEN,
+    ]).toEqual([token, token, token]);
+
+    const providers = parseYaml(read('deploy/grafana/provisioning/dashboards/fleetlog.yml')) as {
+      providers: { type: string; options: { path: string } }[];
+    };
+    expect(providers.providers.map((p) => [p.type, p.options.path])).toEqual([
+      ['file', '/etc/grafana/dashboards'],
+    ]);
+    expect(rawCompose.services.grafana?.volumes).toContain(
+      './deploy/grafana/dashboards:/etc/grafana/dashboards:ro',
+    );
+    expect(rawCompose.services.grafana?.volumes).toContain(
+      './deploy/grafana/provisioning:/etc/grafana/provisioning:ro',
+    );
+    const home = rawCompose.services.grafana?.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '';
+    expect(existsSync(path.join(ROOT, 'deploy/grafana/dashboards', path.basename(home)))).toBe(true);
+
+    const dashboard = JSON.parse(read('deploy/grafana/dashboards/fleetlog-overview.json')) as {
+      uid: string;
+      panels: { type: string; title: string; repeat?: string }[];
+      templating: { list: { name: string }[] };
+    };
+    expect(dashboard.uid).toBe('fleetlog-overview');
+    expect(dashboard.templating.list.map((v) => v.name)).toEqual(['device', 'metric']);
+    expect(dashboard.panels.map((p) => [p.type, p.title, p.repeat ?? null])).toEqual([
+      ['row', 'Fleet overview', null],
+      ['stat', 'Devices online', null],
+      ['stat', 'Devices reporting (last 5 min)', null],
+      ['timeseries', 'Telemetry messages per second', null],
+      ['table', 'Devices', null],
+      ['row', 'Device $device', null],
+      ['timeseries', '$device: $metric', 'metric'],
+      ['table', '$device: reported state', null],
+    ]);
+    const uids = datasourceUids(dashboard);
+    expect(uids.length).toBe(14); // 6 panels and their 6 targets, 2 variables
+    expect(new Set(uids)).toEqual(new Set([DATASOURCE_UID]));
+    // Every query reads the bucket and measurements the influx projection writes (processors/influx-points.ts).
+    const queries = flux(dashboard);
+    expect(queries.length).toBe(8);
+    for (const q of queries) {
+      expect(q).toMatch(/bucket: "telemetry"/);
+      for (const m of q.matchAll(/r\._measurement == "(\w+)"/g))
+        expect(['telemetry', 'presence', 'state']).toContain(m[1]);
+    }
+  });
+
+  it('come up in order: every depends_on waits for a healthcheck', () => {
+    const services = rawCompose.services;
+    expect(Object.keys(services).sort()).toEqual(['fleetlog', 'grafana', 'influxdb', 'nats', 'simulator']);
+    const edges = Object.entries(services).flatMap(([name, s]) =>
+      Object.entries(s.depends_on ?? {}).map(([on, c]) => `${name}->${on}:${c.condition}`),
+    );
+    expect(edges.sort()).toEqual([
+      'fleetlog->influxdb:service_healthy',
+      'grafana->influxdb:service_healthy',
+      'simulator->fleetlog:service_healthy',
+    ]);
+    for (const name of ['fleetlog', 'influxdb', 'grafana', 'nats'])
+      expect(services[name]?.healthcheck?.test[0], name).toBe('CMD');
+    expect(services.nats?.profiles).toEqual(['nats']);
+    expect(services.influxdb?.image).toMatch(/^influxdb:2\.\d+$/);
+    expect(services.influxdb?.environment?.DOCKER_INFLUXDB_INIT_MODE).toBe('setup');
+  });
+
+  it("builds the image with the README's install steps", () => {
+    const dockerfile = read('Dockerfile');
+    const readme = read('README.md');
+    const runNpm = dockerfile
+      .split('\n')
+      .filter((l) => l.startsWith('RUN ') && l.includes('npm '))
+      .flatMap((l) => l.slice(4).split('&&'))
+      .map((s) => s.trim());
+    const block = /```sh\n# the image's install steps[^\n]*\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    expect(runNpm).toEqual(block.split('\n').filter((l) => l.length > 0));
+    expect(runNpm[0]).toMatch(/^npm ci\b/); // `npm install`, pinned to package-lock.json; builds through prepare
+    expect(dockerfile).toMatch(/^FROM node:20-/m);
+    expect(readme).toContain('TypeScript on Node.js 20');
+    // The image runs what the compose file's fleetlog service runs.
+    const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]';
+    expect(JSON.parse(cmd)).toEqual(rawCompose.services.fleetlog?.command);
+    // Everything the build compiles is in the build context.
+    expect(dockerfile).toMatch(/^COPY \. \.$/m);
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .filter((l) => l.length > 0);
+    const include = (JSON.parse(read('tsconfig.build.json')) as { include: string[] }).include;
+    for (const dir of [...include, 'web', 'package.json', 'package-lock.json'])
+      expect(ignored).not.toContain(dir);
+    expect(ignored.sort()).toEqual(['*.log', '.git', 'bench-results*.json', 'data', 'dist', 'node_modules']);
+  });
+});
+
+describe.skipIf(!hasCommand('docker-compose'))(
+  'docker-compose.yml (apt-get install docker-compose; .ci/run installs it)',
+  () => {
+    it('passes docker-compose config -q', () => {
+      const out = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+      });
+      expect(out.stderr).toBe('');
+      expect(out.status).toBe(0);
+    });
+  },
+);
+
+/** A compose service's command run here: `node` is this Node, paths are relative to the repo as in the image's WORKDIR. */
+function run(service: Service, env: Record<string, string>): { child: ChildProcess; output: () => string } {
+  const [cmd, ...args] = service.command ?? [];
+  if (cmd !== 'node') throw new Error(`unexpected command ${cmd}`);
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  return { child, output: () => output };
+}
+
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    child.kill(signal);
+  });
+}
+
+describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics'))(
+  'compose services run outside Docker, VictoriaMetrics standing in for InfluxDB (apt-get install docker-compose victoria-metrics; .ci/run installs them)',
+  () => {
+    let vm: VictoriaMetrics;
+    let dataDir: string;
+    const children: ChildProcess[] = [];
+
+    beforeAll(async () => {
+      vm = await startVictoriaMetrics();
+      dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-compose-'));
+    });
+
+    afterAll(async () => {
+      for (const c of children) await stop(c, 'SIGKILL');
+      await vm?.destroy();
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    it("fleetlog serve with the compose environment writes the simulator service's fleet to the influx endpoint", async () => {
+      const { services } = resolvedCompose();
+      const fleetlog = services.fleetlog ?? {};
+      const simulator = services.simulator ?? {};
+      const mqttPort = await freePort();
+      const httpPort = await freePort();
+      const env = { ...fleetlog.environment };
+      const token = env.FLEETLOG_INFLUX_TOKEN ?? '';
+      expect(token).toBe('fleetlog-demo-token');
+      expect(env.FLEETLOG_INFLUX_URL).toBe('http://influxdb:8086');
+      // Only where things are changes: the host names and ports Docker would provide, and the volume.
+      Object.assign(env, {
+        FLEETLOG_HOST: '127.0.0.1',
+        FLEETLOG_DATA_DIR: dataDir,
+        FLEETLOG_MQTT_PORT: String(mqttPort),
+        FLEETLOG_HTTP_PORT: String(httpPort),
+        FLEETLOG_INFLUX_URL: vm.url,
+      });
+      const server = run(fleetlog, env);
+      children.push(server.child);
+      await waitFor(() => (server.output().includes('fleetlog is up') ? true : undefined), 15_000).catch(
+        () => {
+          throw new Error(`serve did not start:\n${server.output()}`);
+        },
+      );
+      const api = `http://127.0.0.1:${httpPort}`;
+      expect(server.output()).toContain(`InfluxDB    ${vm.url}  (org fleetlog, bucket telemetry)`);
+
+      // The compose healthcheck, aimed at this port.
+      const check = (fleetlog.healthcheck?.test ?? [])
+        .slice(1)
+        .map((a) => a.replace(':8080/', `:${httpPort}/`));
+      expect(check[0]).toBe('node');
+      const health = spawnSync(process.execPath, check.slice(1), { encoding: 'utf8' });
+      expect(health.status).toBe(0);
+
+      const simEnv = {
+        ...simulator.environment,
+        FLEETLOG_MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
+        FLEETLOG_API_URL: api,
+      };
+      expect(simulator.environment).toEqual({
+        FLEETLOG_MQTT_URL: 'mqtt://fleetlog:1883',
+        FLEETLOG_API_URL: 'http://fleetlog:8080',
+      });
+      const sim = run(simulator, simEnv);
+      children.push(sim.child);
+      // Run the fleet (50 devices, 100 msg/s) for a few seconds, then stop it as `docker compose stop` would.
+      await waitFor(async () => {
+        const res = await fetch(`${api}/api/devices?limit=100`);
+        const body = (await res.json()) as { devices: unknown[] };
+        return body.devices.length === 50 ? true : undefined;
+      }, 20_000);
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await stop(sim.child, 'SIGTERM')).toBe(0);
+      expect(sim.output()).toMatch(/acked/);
+
+      const head = ((await (await fetch(`${api}/healthz`)).json()) as { log: { lastSeq: number } }).log
+        .lastSeq;
+      const influx = await waitFor(async () => {
+        const body = (await (await fetch(`${api}/healthz`)).json()) as { projections: SinkStatus[] };
+        const s = body.projections.find((p) => p.name === 'influx');
+        return s && s.position >= head && s.state === 'running' ? s : undefined;
+      }, 30_000);
+      expect(influx.errors).toBe(0);
+
+      // Per device and metric, InfluxDB's point count equals the device aggregate's count.
+      const devices = (
+        (await (await fetch(`${api}/api/devices?limit=100`)).json()) as {
+          devices: { deviceId: string; metrics: Record<string, { count: number }> }[];
+        }
+      ).devices;
+      const expected: Record<string, number> = {};
+      for (const d of devices)
+        for (const [metric, m] of Object.entries(d.metrics)) expected[`${d.deviceId}/${metric}`] = m.count;
+      const total = Object.values(expected).reduce((a, b) => a + b, 0);
+      expect(total).toBeGreaterThan(100);
+      const series = await vm.exportSeries('telemetry_.+', { points: total });
+      const got: Record<string, number> = {};
+      for (const s of series)
+        got[`${s.metric.device_id}/${s.metric.__name__?.slice('telemetry_'.length)}`] = s.values.length;
+      expect(got).toEqual(expected);
+      // Simulated ids carry their profile as a tag, for Grafana to group by.
+      expect(new Set(series.map((s) => s.metric.profile))).toEqual(new Set(['env', 'tracker', 'meter']));
+
+      const finalSeq = ((await (await fetch(`${api}/healthz`)).json()) as { log: { lastSeq: number } }).log
+        .lastSeq;
+      expect(await stop(server.child, 'SIGTERM')).toBe(0);
+      expect(server.output()).not.toContain(token);
+
+      // An offline rebuild of the influx projection on the service's data writes the same points again, none twice.
+      const rebuild = spawnSync(
+        process.execPath,
+        ['dist/cli/main.js', 'rebuild', '--offline', '--projection', 'influx', '--data-dir', dataDir],
+        { cwd: ROOT, encoding: 'utf8', env: { ...env, FLEETLOG_LOG_LEVEL: 'warn' }, timeout: 60_000 },
+      );
+      expect(rebuild.stderr).toBe('');
+      expect(rebuild.stdout).toMatch(new RegExp(`^rebuilt ${finalSeq.toLocaleString('en-US')} events in `));
+      expect(rebuild.status).toBe(0);
+      const again: Record<string, number> = {};
+      for (const s of await vm.exportSeries('telemetry_.+', { points: total }))
+        again[`${s.metric.device_id}/${s.metric.__name__?.slice('telemetry_'.length)}`] = s.values.length;
+      expect(again).toEqual(expected);
+    }, 90_000);
+  },
+);
+
+describe.skipIf(!hasCommand('docker-compose') || !hasCommand('nats-server'))(
+  'the nats profile service runs outside Docker (apt-get install docker-compose nats-server; .ci/run installs them)',
+  () => {
+    let dir: string | undefined;
+    let nats: ChildProcess | undefined;
+    afterAll(async () => {
+      if (nats) await stop(nats, 'SIGKILL');
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('starts JetStream with the compose command and passes its healthcheck', async () => {
+      const service = resolvedCompose().services.nats ?? {};
+      expect(service.command).toEqual(['-js', '-sd', '/data', '-m', '8222']);
+      const storeDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-nats-'));
+      dir = storeDir;
+      const monitor = await freePort();
+      const client = await freePort();
+      // The image's entrypoint is nats-server; only the volume path and ports move, and it listens on 127.0.0.1.
+      const args = (service.command ?? []).map((a) =>
+        a === '/data' ? storeDir : a === '8222' ? String(monitor) : a,
+      );
+      nats = spawn('nats-server', [...args, '-p', String(client), '-a', '127.0.0.1'], {
+        stdio: 'ignore',
+      });
+      const url = (service.healthcheck?.test.at(-1) ?? '').replace('127.0.0.1:8222', `127.0.0.1:${monitor}`);
+      expect(url).toBe(`http://127.0.0.1:${monitor}/healthz?js-enabled-only=true`);
+      const body = await waitFor(async () => {
+        const res = await fetch(url).catch(() => undefined);
+        return res?.ok ? await res.text() : undefined;
+      }, 10_000);
+      expect(JSON.parse(body)).toEqual({ status: 'ok' });
+    });
+  },
+);
