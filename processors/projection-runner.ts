@@ -25,8 +25,15 @@ export interface ProjectionRunnerOptions {
   db: Database.Database;
   projections: readonly Projection[];
   logger: Logger;
-  /** Events read and committed per transaction. */
+  /** Events read and folded per batch. */
   batchSize?: number;
+  /**
+   * Batches are folded inside one open SQLite transaction that commits every this many ms (or every
+   * `commitEvents` events). Queries use the same connection and see every folded batch at once; only the
+   * durability of the read models waits, and after a crash they are folded again from the last commit.
+   */
+  commitIntervalMs?: number;
+  commitEvents?: number;
   /** Called after each committed batch (now visible in the read models): for progress bars, metrics, latency. */
   onBatch?: (events: readonly StoredEvent[], position: number) => void;
 }
@@ -72,6 +79,19 @@ interface Slot {
 export function createProjectionRunner(options: ProjectionRunnerOptions): ProjectionRunner {
   const { source, db, logger } = options;
   const batchSize = options.batchSize ?? 5000;
+  const commitIntervalMs = options.commitIntervalMs ?? 50;
+  const commitEvents = options.commitEvents ?? 20_000;
+  let txnOpen = false;
+  let uncommitted = 0;
+  let commitTimer: NodeJS.Timeout | undefined;
+  function commit(): void {
+    clearTimeout(commitTimer);
+    commitTimer = undefined;
+    if (!txnOpen) return;
+    db.exec('COMMIT');
+    txnOpen = false;
+    uncommitted = 0;
+  }
   db.exec(
     'CREATE TABLE IF NOT EXISTS retention_base (id INTEGER PRIMARY KEY CHECK (id = 1), horizon INTEGER NOT NULL, position INTEGER NOT NULL)',
   );
@@ -135,6 +155,11 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
   function applyBatch(events: readonly StoredEvent[]): void {
     const last = events.at(-1)?.seq ?? 0;
     const failures: { slot: Slot; err: unknown }[] = [];
+    if (!txnOpen) {
+      db.exec('BEGIN');
+      txnOpen = true;
+    }
+    // Inside the open transaction this is a savepoint: a batch commits or rolls back as a whole.
     db.transaction(() => {
       for (const slot of slots) {
         if (slot.state === 'failed' || slot.position >= last) continue;
@@ -164,6 +189,9 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
         'projection failed and stopped',
       );
     }
+    uncommitted += events.length;
+    if (uncommitted >= commitEvents) commit();
+    else commitTimer ??= setTimeout(commit, commitIntervalMs);
     options.onBatch?.(events, last);
   }
 
@@ -283,6 +311,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     async exclusive(task) {
       while (paused) await paused.catch(() => undefined);
       while (running) await running;
+      commit();
       // No await between the checks above and `paused` being set: nothing can start in between.
       const result = task();
       paused = result;
@@ -310,6 +339,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
       closed = true;
       unsubscribe?.();
       while (running) await running;
+      commit();
       for (const w of waiters.splice(0)) w.resolve();
     },
   };
