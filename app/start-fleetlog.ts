@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../core/config.js';
+import { DEFAULT_CONFIG, type Config } from '../core/config.js';
 import type { StoredEvent } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
@@ -30,6 +30,23 @@ export type ServerConfig = Pick<
   | 'retentionMs'
 > &
   InfluxSettings;
+
+/** The server settings at their defaults, on free ports of 127.0.0.1, data in `dataDir`: for tests and benchmarks. */
+export function localServerConfig(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  const { maxPayloadBytes, eventLog, snapshotEvery, processors, retentionMs } = DEFAULT_CONFIG;
+  return {
+    dataDir,
+    host: '127.0.0.1',
+    mqttPort: 0,
+    httpPort: 0,
+    maxPayloadBytes,
+    eventLog,
+    snapshotEvery,
+    processors,
+    retentionMs,
+    ...overrides,
+  };
+}
 
 export interface RunningFleetlog {
   log: EventLog;

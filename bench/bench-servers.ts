@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
-import { startFleetlog, type RunningFleetlog } from '../app/start-fleetlog.js';
+import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/start-fleetlog.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import { cpuSeconds } from './process-usage.js';
@@ -32,20 +32,10 @@ export async function startFleetlogServer(
   processors: 'on' | 'off' = 'on',
 ): Promise<BenchServer & { running: RunningFleetlog }> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-'));
-  const running = await startFleetlog(
-    {
-      dataDir,
-      host: '127.0.0.1',
-      mqttPort: 0,
-      httpPort: 0,
-      maxPayloadBytes: 65536,
-      eventLog: 'sqlite',
-      snapshotEvery: 100,
-      processors,
-      retentionMs: undefined,
-    },
-    { logger: silentLogger(), metrics: createMetrics() },
-  );
+  const running = await startFleetlog(localServerConfig(dataDir, { processors }), {
+    logger: silentLogger(),
+    metrics: createMetrics(),
+  });
   return {
     url: running.mqttUrl,
     running,
@@ -79,7 +69,8 @@ export async function startBareAedes(): Promise<BenchServer> {
   };
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (bound and released just before use). */
+export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {

@@ -1,25 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
+import { freePort } from './bench-servers.js';
 import { cpuSeconds, rssBytes } from './process-usage.js';
 import { runPublishers } from './run-publishers.js';
 import type { Scenario } from './scenario.js';
 
 const CLI = path.join(import.meta.dirname, '..', 'cli', 'main.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForBroker(url: string): Promise<mqtt.MqttClient> {
   for (let attempt = 0; attempt < 100; attempt++) {

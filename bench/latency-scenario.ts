@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
-import { startFleetlog } from '../app/start-fleetlog.js';
+import { localServerConfig, startFleetlog } from '../app/start-fleetlog.js';
 import type { StoredEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
@@ -35,20 +35,11 @@ async function fleetlogLatencies(durationMs: number): Promise<number[]> {
       if (sent !== undefined) latencies.push(t - sent);
     }
   };
-  const running = await startFleetlog(
-    {
-      dataDir,
-      host: '127.0.0.1',
-      mqttPort: 0,
-      httpPort: 0,
-      maxPayloadBytes: 65536,
-      eventLog: 'sqlite',
-      snapshotEvery: 100,
-      processors: 'on',
-      retentionMs: undefined,
-    },
-    { logger: silentLogger(), metrics: createMetrics(), onProjected },
-  );
+  const running = await startFleetlog(localServerConfig(dataDir), {
+    logger: silentLogger(),
+    metrics: createMetrics(),
+    onProjected,
+  });
   try {
     await runPublishers({
       url: running.mqttUrl,

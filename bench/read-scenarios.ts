@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { startFleetlog } from '../app/start-fleetlog.js';
+import { localServerConfig, startFleetlog } from '../app/start-fleetlog.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import { openSqliteLogReader } from '../eventlog/sqlite-log-reader.js';
@@ -107,20 +107,10 @@ export const readScenarios: Scenario = {
         scan.push(scanRate(dataDir, events, ctx));
       }
       ctx.progress('history queries', 0, 1);
-      const running = await startFleetlog(
-        {
-          dataDir,
-          host: '127.0.0.1',
-          mqttPort: 0,
-          httpPort: 0,
-          maxPayloadBytes: 65536,
-          eventLog: 'sqlite',
-          snapshotEvery: 100,
-          processors: 'on',
-          retentionMs: undefined,
-        },
-        { logger: silentLogger(), metrics: createMetrics() },
-      );
+      const running = await startFleetlog(localServerConfig(dataDir), {
+        logger: silentLogger(),
+        metrics: createMetrics(),
+      });
       let hour: number[];
       let day: number[];
       try {

@@ -4,7 +4,12 @@ import path from 'node:path';
 import { silentLogger } from '../../core/logger.js';
 import { createMetrics } from '../../core/metrics.js';
 import type { EventLog } from '../../eventlog/event-log.js';
-import { startFleetlog, type RunningFleetlog, type ServerConfig } from '../../app/start-fleetlog.js';
+import {
+  localServerConfig,
+  startFleetlog,
+  type RunningFleetlog,
+  type ServerConfig,
+} from '../../app/start-fleetlog.js';
 
 /** fleetlog on free ports of 127.0.0.1, data in a fresh temp directory. */
 export async function startTestServer(
@@ -12,18 +17,7 @@ export async function startTestServer(
   log?: EventLog,
 ): Promise<RunningFleetlog & { dataDir: string }> {
   const dataDir = overrides.dataDir ?? mkdtempSync(path.join(tmpdir(), 'fleetlog-test-'));
-  const config: ServerConfig = {
-    dataDir,
-    host: '127.0.0.1',
-    mqttPort: 0,
-    httpPort: 0,
-    maxPayloadBytes: 65536,
-    eventLog: 'sqlite',
-    snapshotEvery: 100,
-    processors: 'on',
-    retentionMs: undefined,
-    ...overrides,
-  };
+  const config = localServerConfig(dataDir, overrides);
   const running = await startFleetlog(config, {
     logger: silentLogger(),
     metrics: createMetrics(),
