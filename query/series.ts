@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { EventLog } from '../eventlog/event-log.js';
+import { rollupTable } from '../processors/telemetry-series-projection.js';
 import {
   addPoint,
   mergeBuckets,
@@ -75,31 +76,15 @@ export async function querySeries(db: Database.Database, log: EventLog, q: Serie
       after = page.next;
     }
   } else {
+    // One row per device and bucket; the metric's statistics are one key of its JSON.
     const rows = db
       .prepare(
-        `SELECT bucket, count, min, max, sum, last, last_time, last_seq FROM rollup_${source}
-         WHERE device_id = ? AND metric = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`,
+        `SELECT bucket, json_extract(stats, ?) AS b FROM ${rollupTable(source)}
+         WHERE device_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`,
       )
-      .all(q.deviceId, q.metric, start, end) as {
-      bucket: number;
-      count: number;
-      min: number;
-      max: number;
-      sum: number;
-      last: number;
-      last_time: number;
-      last_seq: number;
-    }[];
+      .all(`$."${q.metric}"`, q.deviceId, start, end) as { bucket: number; b: string | null }[];
     for (const r of rows) {
-      add(Math.floor(r.bucket / q.everyMs) * q.everyMs, {
-        count: r.count,
-        min: r.min,
-        max: r.max,
-        sum: r.sum,
-        last: r.last,
-        lastTime: r.last_time,
-        lastSeq: r.last_seq,
-      });
+      if (r.b !== null) add(Math.floor(r.bucket / q.everyMs) * q.everyMs, JSON.parse(r.b) as Bucket);
     }
   }
   const points = [...windows.entries()]

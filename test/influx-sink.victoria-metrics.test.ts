@@ -149,7 +149,9 @@ describe.skipIf(!hasCommand('victoria-metrics'))(
           expect(new Set(list.map((p) => parseInt(p))).size, device).toBe(list.length);
       // The embedded series agrees with the log: its hourly rollups count the same points per device and metric.
       const rollups = server.readSide?.db
-        .prepare('SELECT device_id, metric, sum(count) AS n FROM rollup_1h GROUP BY device_id, metric')
+        .prepare(
+          "SELECT device_id, m.key AS metric, sum(json_extract(m.value, '$.count')) AS n FROM rollups_1h, json_each(stats) m GROUP BY device_id, metric",
+        )
         .all() as { device_id: string; metric: string; n: number }[];
       expect(Object.fromEntries(rollups.map((r) => [`${r.device_id}/${r.metric}`, r.n]))).toEqual(
         Object.fromEntries(

@@ -53,8 +53,8 @@ function dump(dataDir: string) {
     checkpoints: all('SELECT * FROM checkpoints ORDER BY projection'),
     devices: all('SELECT * FROM device_state ORDER BY device_id'),
     snapshots: all('SELECT * FROM device_snapshots ORDER BY device_id, boundary'),
-    minutes: all('SELECT * FROM rollup_1m ORDER BY device_id, metric, bucket'),
-    hours: all('SELECT * FROM rollup_1h ORDER BY device_id, metric, bucket'),
+    minutes: all('SELECT * FROM rollups_1m ORDER BY device_id, bucket'),
+    hours: all('SELECT * FROM rollups_1h ORDER BY device_id, bucket'),
   };
   db.close();
   return result;

@@ -183,6 +183,27 @@ describe('read side over the API', () => {
     ]);
   });
 
+  it('keeps a metric called __proto__ as data through the aggregate and the rollups', async () => {
+    const { log, readSide, api } = await setup();
+    await log.append([
+      t('p', 1, 0, JSON.parse('{"__proto__": 7, "v": 1}') as Record<string, number>),
+      t('p', 2, 10, JSON.parse('{"__proto__": 9}') as Record<string, number>),
+    ]);
+    await readSide.runner.waitFor(2);
+    const device = await get<{ metrics: Record<string, { last: number; count: number }> }>(
+      api,
+      '/api/devices/p',
+    );
+    expect(Object.keys(device.body.metrics)).toEqual(['__proto__', 'v']);
+    expect(device.body.metrics.__proto__).toMatchObject({ last: 9, count: 2 });
+    const series = await get<{ points: unknown[] }>(
+      api,
+      `/api/devices/p/series/__proto__?from=${T0}&to=${T0 + 60_000}&every=1m&fn=sum`,
+    );
+    expect(series.body.points).toEqual([{ time: new Date(T0).toISOString(), value: 16, count: 2 }]);
+    expect(({} as Record<string, unknown>).last).toBeUndefined();
+  });
+
   it('lists devices with an online filter and pagination', async () => {
     const { log, readSide, api } = await setup();
     await log.append([
