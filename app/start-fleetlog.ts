@@ -4,6 +4,7 @@ import type { StoredEvent } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
+import { createJetStreamEventLog } from '../eventlog/jetstream-event-log.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
 import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
@@ -29,6 +30,7 @@ export type ServerConfig = Pick<
   | 'processors'
   | 'retentionMs'
 > &
+  Partial<Pick<Config, 'natsUrl'>> &
   InfluxSettings;
 
 /** The server settings at their defaults, on free ports of 127.0.0.1, data in `dataDir`: for tests and benchmarks. */
@@ -80,14 +82,20 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     deps.log ??
     (config.eventLog === 'memory'
       ? createMemoryEventLog()
-      : createSqliteEventLog({
-          dataDir: config.dataDir,
-          logger: logger.child({ component: 'eventlog' }),
-          onCommit: (events, ms) => {
-            metrics.appendBatchSize.observe(events);
-            metrics.appendLatency.observe(ms / 1000);
-          },
-        }));
+      : config.eventLog === 'jetstream'
+        ? await createJetStreamEventLog({
+            servers: config.natsUrl ?? DEFAULT_CONFIG.natsUrl,
+            logger: logger.child({ component: 'eventlog' }),
+          })
+        : createSqliteEventLog({
+            dataDir: config.dataDir,
+            logger: logger.child({ component: 'eventlog' }),
+            onCommit: (events, ms) => {
+              metrics.appendBatchSize.observe(events);
+              metrics.appendLatency.observe(ms / 1000);
+            },
+          }));
+  // Dead letters and read models stay in SQLite under dataDir with the JetStream log too.
   const deadLetters =
     config.eventLog === 'memory'
       ? createMemoryDeadLetterStore()

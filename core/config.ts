@@ -18,7 +18,9 @@ export interface Config {
   /** Largest accepted device payload, bytes. */
   maxPayloadBytes: number;
   /** Event log backend. */
-  eventLog: 'sqlite' | 'memory';
+  eventLog: 'sqlite' | 'memory' | 'jetstream';
+  /** NATS server URL of the JetStream event log (`eventLog: 'jetstream'`). */
+  natsUrl: string;
   /** Snapshot a device's aggregate every this many of its events (for "state as of"). */
   snapshotEvery: number;
   /** Run the processors (read models) in the server process; off when `fleetlog process` runs them. */
@@ -157,8 +159,17 @@ export const SETTINGS = [
     flag: '--event-log',
     env: 'FLEETLOG_EVENT_LOG',
     default: 'sqlite',
-    description: 'event log backend: sqlite (durable) or memory (tests, throwaway demos)',
-    parse: oneOf(['sqlite', 'memory'] as const),
+    description:
+      'event log backend: sqlite (durable), memory (tests, throwaway demos) or jetstream (--nats-url)',
+    parse: oneOf(['sqlite', 'memory', 'jetstream'] as const),
+  }),
+  setting({
+    key: 'natsUrl',
+    flag: '--nats-url',
+    env: 'FLEETLOG_NATS_URL',
+    default: 'nats://127.0.0.1:4222',
+    description: 'NATS server for --event-log jetstream; the stream FLEETLOG_EVENTS is created if missing',
+    parse: url(['nats:', 'tls:']),
   }),
   setting({
     key: 'snapshotEvery',

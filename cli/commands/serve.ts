@@ -16,6 +16,7 @@ export const SERVER_SETTINGS = [
   'snapshotEvery',
   'processors',
   'retentionMs',
+  'natsUrl',
   'influxUrl',
   'influxToken',
   'influxOrg',
@@ -39,6 +40,17 @@ export async function startOrExplain(config: Readonly<Config>, logger: Logger): 
   }
 }
 
+function describeLog(config: Readonly<Config>): string {
+  switch (config.eventLog) {
+    case 'memory':
+      return 'in memory (nothing is kept)';
+    case 'jetstream':
+      return `NATS JetStream at ${config.natsUrl} (dead letters and read models in ${config.dataDir})`;
+    case 'sqlite':
+      return `${config.dataDir} (SQLite)`;
+  }
+}
+
 export function printListening(
   running: RunningFleetlog,
   config: Readonly<Config>,
@@ -50,7 +62,7 @@ export function printListening(
       `  MQTT        ${running.mqttUrl}`,
       `  MQTT/WS     ${running.wsUrl}`,
       `  HTTP API    ${running.httpUrl}  (/api/devices, /api/stream, /api/dead-letters, /healthz, /metrics)`,
-      `  event log   ${config.eventLog === 'memory' ? 'in memory (nothing is kept)' : `${config.dataDir} (SQLite)`}`,
+      `  event log   ${describeLog(config)}`,
       ...(config.influxUrl === undefined || !running.readSide
         ? []
         : [
