@@ -14,7 +14,8 @@ export type RejectReason =
   | 'invalid_time'
   | 'invalid_seq'
   | 'no_metrics'
-  | 'invalid_status';
+  | 'invalid_status'
+  | 'limit_exceeded';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'unknown_topic',
@@ -28,6 +29,7 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'invalid_seq',
   'no_metrics',
   'invalid_status',
+  'limit_exceeded',
 ];
 
 export type ParseResult =
@@ -46,6 +48,12 @@ export interface ParseOptions {
 const MIN_TIME = Date.UTC(2000, 0, 1);
 const MAX_TIME = Date.UTC(2100, 0, 1);
 const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Shape limits, so one message cannot make every later fold and query slow: metrics per telemetry message,
+ * nesting depth and total keys of a state report or event body.
+ */
+export const PAYLOAD_LIMITS = { metrics: 256, depth: 16, keys: 1000 } as const;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Thrown inside the parser only, and always caught by parseMessage. */
@@ -116,10 +124,12 @@ function toEvent(topic: DeviceTopic, text: string, receivedAt: number): NewEvent
       const state = isWrapped(body, 'state') ? asObject(body.state, 'state') : withoutEnvelope(body);
       if (Object.keys(state).length === 0)
         throw new Rejection('invalid_shape', 'state report has no attributes');
+      checkShape(state, 'state');
       return { ...base, type: 'StateReported', data: { state } };
     }
     case 'event': {
       const data = isWrapped(body, 'data') ? asObject(body.data, 'data') : withoutEnvelope(body);
+      checkShape(data, 'event data');
       return { ...base, type: 'DeviceEventReported', data: { name: topic.name, data } };
     }
   }
@@ -162,6 +172,12 @@ function parseMetrics(body: JsonObject): Record<string, number> {
   const source = wrapped ? asObject(body.metrics, 'metrics') : withoutEnvelope(body);
   const entries = Object.entries(source);
   if (entries.length === 0) throw new Rejection('no_metrics', 'telemetry has no metrics');
+  if (entries.length > PAYLOAD_LIMITS.metrics) {
+    throw new Rejection(
+      'limit_exceeded',
+      `telemetry has ${entries.length} metrics; the limit is ${PAYLOAD_LIMITS.metrics}`,
+    );
+  }
   for (const [name, value] of entries) {
     if (!METRIC_NAME.test(name)) {
       throw new Rejection(
@@ -181,6 +197,25 @@ function parseMetrics(body: JsonObject): Record<string, number> {
   }
   // fromEntries defines own properties, so a metric called "__proto__" cannot touch a prototype.
   return Object.fromEntries(entries) as Record<string, number>;
+}
+
+/** Walks a parsed body without recursion, stopping at the first limit it crosses. */
+function checkShape(root: JsonObject, what: string): void {
+  let keys = 0;
+  const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 1 }];
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop() as { value: unknown; depth: number };
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > PAYLOAD_LIMITS.depth) {
+      throw new Rejection('limit_exceeded', `${what} nests deeper than ${PAYLOAD_LIMITS.depth} levels`);
+    }
+    const children = Array.isArray(value) ? (value as unknown[]) : Object.values(value);
+    keys += children.length;
+    if (keys > PAYLOAD_LIMITS.keys) {
+      throw new Rejection('limit_exceeded', `${what} has more than ${PAYLOAD_LIMITS.keys} keys and items`);
+    }
+    for (const child of children) stack.push({ value: child, depth: depth + 1 });
+  }
 }
 
 function parseTime(ts: unknown): number {

@@ -116,6 +116,26 @@ describe('parseMessage: rejections carry a reason and a precise detail', () => {
     expect(rejected(parse(topic, payload)).reason).toBe(reason);
   });
 
+  it('refuses bodies past the shape limits, naming the limit', () => {
+    const metrics = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`m${i}`, i]));
+    expect(rejected(parse('devices/d1/telemetry', JSON.stringify({ metrics }), 100_000))).toEqual({
+      reason: 'limit_exceeded',
+      detail: 'telemetry has 257 metrics; the limit is 256',
+    });
+    const deep = '{"a":'.repeat(17) + '1' + '}'.repeat(17);
+    expect(rejected(parse('devices/d1/state', deep))).toEqual({
+      reason: 'limit_exceeded',
+      detail: 'state nests deeper than 16 levels',
+    });
+    const okDeep = '{"a":'.repeat(16) + '1' + '}'.repeat(16);
+    expect(parse('devices/d1/state', okDeep).kind).toBe('event');
+    const wide = JSON.stringify({ data: { list: Array.from({ length: 1000 }, (_, i) => i) } });
+    expect(rejected(parse('devices/d1/events/dump', wide, 100_000))).toEqual({
+      reason: 'limit_exceeded',
+      detail: 'event data has more than 1000 keys and items',
+    });
+  });
+
   it('says when ts looks like seconds', () => {
     expect(rejected(parse('devices/d1/telemetry', '{"ts":1764064800,"t":1}'))).toEqual({
       reason: 'invalid_time',
