@@ -61,6 +61,7 @@ export function printListening(
       'fleetlog is up',
       `  MQTT        ${running.mqttUrl}`,
       `  MQTT/WS     ${running.wsUrl}`,
+      `  dashboard   ${running.httpUrl}/`,
       `  HTTP API    ${running.httpUrl}  (/api/devices, /api/stream, /api/dead-letters, /healthz, /metrics)`,
       `  event log   ${describeLog(config)}`,
       ...(config.influxUrl === undefined || !running.readSide
@@ -84,7 +85,10 @@ export function closeOnSignals(close: () => Promise<void>, logger: Logger): void
     stopping = true;
     logger.info({ signal }, 'stopping');
     close().then(
-      () => process.exit(0),
+      () => {
+        logger.info('stopped cleanly');
+        process.exit(0);
+      },
       (err: unknown) => {
         logger.error({ err }, 'error while stopping');
         process.exit(1);
