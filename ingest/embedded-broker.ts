@@ -1,7 +1,15 @@
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Aedes, type AuthorizePublishHandler, type Client, type PublishPacket } from 'aedes';
+import {
+  Aedes,
+  type AuthenticateError,
+  type AuthenticateHandler,
+  type AuthorizePublishHandler,
+  type Client,
+  type PreConnectHandler,
+  type PublishPacket,
+} from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { DisconnectReason } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
@@ -85,7 +93,30 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     );
   };
 
-  const aedes = await Aedes.createBroker({ authorizePublish });
+  // [MQTT-3.1.3-8]: a client that sends an empty client id with CleanSession 0 must get CONNACK 0x02
+  // (identifier rejected). Aedes 1.2 accepts it and invents an id, so remember such CONNECTs here...
+  const emptyIdWithSession = new WeakSet<Client>();
+  const preConnect: PreConnectHandler = (client, packet, callback) => {
+    if (packet.clientId === '' && !packet.clean) emptyIdWithSession.add(client);
+    callback(null, true);
+  };
+  // ...and refuse them where Aedes lets a hook choose the CONNACK return code.
+  const authenticate: AuthenticateHandler = (client, _username, _password, callback) => {
+    if (!emptyIdWithSession.has(client)) {
+      callback(null, true);
+      return;
+    }
+    logger.debug('refused an empty client id with a persistent session');
+    const refusal = Object.assign(
+      new Error('identifier rejected: an empty client id needs CleanSession 1 [MQTT-3.1.3-8]'),
+      {
+        returnCode: 2,
+      },
+    );
+    callback(refusal as AuthenticateError, false);
+  };
+
+  const aedes = await Aedes.createBroker({ authorizePublish, preConnect, authenticate });
 
   aedes.on('client', (client) => {
     metrics.mqttClients.set(aedes.connectedClients);
@@ -116,7 +147,14 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     });
   });
 
-  const tcp: Server = createServer((socket) => aedes.handle(socket));
+  // Sockets that never sent CONNECT are not Aedes clients yet, so aedes.close() would leave them open (until
+  // its 30 s connect timeout) and keep the server from closing: track them to close them ourselves.
+  const sockets = new Set<Socket>();
+  const tcp: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
     tcp.listen(options.port, options.host, () => {
@@ -145,7 +183,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       await new Promise<void>((resolve) => {
         tcp.close(() => resolve());
         wss?.close();
-        aedes.close(() => undefined);
+        aedes.close(() => {
+          for (const socket of sockets) socket.destroy();
+        });
       });
       await presence.shutdown();
     },

@@ -113,4 +113,45 @@ describe('live stream and presence', () => {
     ]);
     socket.destroy();
   });
+
+  it('answers an empty client id with a persistent session with CONNACK 0x02, identifier rejected [MQTT-3.1.3-8]', async () => {
+    server = await startTestServer();
+    const connack = async (clientId: string, clean: boolean) => {
+      const socket = tcpConnect(server?.broker.port ?? 0, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      const reply = new Promise<mqttPacket.Packet>((resolve) => parser.once('packet', resolve));
+      socket.on('data', (d: Buffer) => parser.parse(d));
+      // Written by hand: mqtt-packet refuses to generate the empty id with CleanSession 0 that this test needs.
+      // Protocol name "MQTT", level 4, flags (CleanSession = 0x02), keepalive 30 s, then the client id.
+      const id = Buffer.from(clientId);
+      const body = Buffer.concat([
+        Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, clean ? 0x02 : 0x00, 0x00, 0x1e]),
+        Buffer.from([id.length >> 8, id.length & 0xff]),
+        id,
+      ]);
+      socket.write(Buffer.concat([Buffer.from([0x10, body.length]), body]));
+      const packet = await reply;
+      socket.destroy();
+      return packet.cmd === 'connack' ? packet.returnCode : undefined;
+    };
+    expect(await connack('', false)).toBe(2);
+    // [MQTT-3.1.3-6]: with CleanSession 1 an empty id is allowed and the server assigns one.
+    expect(await connack('', true)).toBe(0);
+    expect(await connack('has-an-id', false)).toBe(0);
+  });
+
+  it('stops without waiting for a socket that never sent CONNECT', async () => {
+    const running = await startTestServer();
+    const socket = tcpConnect(running.broker.port, '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    const closed = new Promise((r) => socket.once('close', r));
+    // Aedes would keep such a socket for its 30 s connect timeout; closing must not hang on it.
+    const outcome = await Promise.race([
+      running.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('still waiting after 10 s'), 10_000)),
+    ]);
+    expect(outcome).toBe('closed');
+    await closed;
+  });
 });
