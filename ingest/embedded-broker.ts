@@ -113,7 +113,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
         returnCode: 2,
       },
     );
-    callback(refusal as AuthenticateError, false);
+    callback(refusal, false);
   };
 
   const aedes = await Aedes.createBroker({ authorizePublish, preConnect, authenticate });
