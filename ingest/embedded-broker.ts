@@ -3,7 +3,6 @@ import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   Aedes,
-  type AuthenticateError,
   type AuthenticateHandler,
   type AuthorizePublishHandler,
   type Client,
