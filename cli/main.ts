@@ -6,12 +6,14 @@ import { CliError } from './api-client.js';
 import { registerBench } from './commands/bench.js';
 import { registerDeadLetters } from './commands/dead-letters.js';
 import { registerHistory } from './commands/history.js';
+import { registerIngest } from './commands/ingest.js';
 import { registerProcess } from './commands/process.js';
 import { registerRebuild } from './commands/rebuild.js';
 import { registerServe } from './commands/serve.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDeviceCommands } from './commands/devices.js';
 import { registerSimulate } from './commands/simulate.js';
+import { registerSoak } from './commands/soak.js';
 import { registerSubscribe } from './commands/subscribe.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -32,9 +34,11 @@ registerSubscribe(program);
 registerDeviceCommands(program);
 registerHistory(program);
 registerDeadLetters(program);
+registerIngest(program);
 registerProcess(program);
 registerRebuild(program);
 registerBench(program);
+registerSoak(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -17,18 +17,40 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Largest accepted device payload, bytes. */
   maxPayloadBytes: number;
+  /** Open MQTT connections the embedded broker accepts (TCP and WebSocket); more are closed at accept. */
+  maxConnections: number;
+  /** Messages per second one MQTT client may publish (token bucket); 0 = no limit. */
+  deviceRate: number;
+  /** Messages one MQTT client may publish at once after being idle (the bucket size). */
+  deviceBurst: number;
   /** Event log backend. */
   eventLog: 'sqlite' | 'memory' | 'jetstream';
   /** NATS server URL of the JetStream event log (`eventLog: 'jetstream'`). */
   natsUrl: string;
+  /** Copies of the JetStream stream when fleetlog creates it: 1 (one server) or 3 (a cluster). */
+  natsReplicas: number;
   /** Snapshot a device's aggregate every this many of its events (for "state as of"). */
   snapshotEvery: number;
   /** Run the processors (read models) in the server process; off when `fleetlog process` runs them. */
   processors: 'on' | 'off';
   /** Keep raw events this long by event time, ms; undefined keeps them forever. */
   retentionMs: number | undefined;
+  /** MQTT device authentication: `required` (username = device id, password = its secret) or `off`. */
+  auth: 'required' | 'off';
+  /** MQTT over TLS, served when tlsCert and tlsKey are set. */
+  mqttsPort: number;
+  /** PEM certificate (chain) file; with tlsKey it turns on MQTT over TLS and HTTPS. */
+  tlsCert: string | undefined;
+  /** PEM private key file of tlsCert. */
+  tlsKey: string | undefined;
+  /** Bearer token the HTTP API requires (secret: never logged); without one the API binds 127.0.0.1 only. */
+  apiToken: string | undefined;
   /** Broker URL for the client commands (simulate, subscribe). */
   mqttUrl: string;
+  /** MQTT user name of the client commands: a device id (or an operator's). */
+  mqttUsername: string | undefined;
+  /** MQTT password of the client commands: the secret `fleetlog devices add` printed (never logged). */
+  mqttPassword: string | undefined;
   /** API URL for the client commands (history, dead-letters). */
   apiUrl: string;
   /** InfluxDB 2 base URL for the influx projection; undefined turns it off. */
@@ -39,6 +61,16 @@ export interface Config {
   influxOrg: string;
   /** InfluxDB bucket the points are written to. */
   influxBucket: string;
+  /** External MQTT 5 broker `fleetlog ingest` subscribes to. */
+  brokerUrl: string;
+  /** Shared subscription group of the ingest processes (`$share/<group>/devices/#`). */
+  shareGroup: string;
+  /** Client id prefix of `fleetlog ingest`'s sessions; undefined derives it from the host name. */
+  ingestClientId: string | undefined;
+  /** Subscriber connections per `fleetlog ingest` process. */
+  ingestConnections: number;
+  /** How long the broker keeps an ingest session after its connection is gone, seconds. */
+  sessionExpirySec: number;
 }
 
 export type SettingKey = keyof Config;
@@ -66,6 +98,13 @@ function port(raw: string): number | { error: string } {
 function positiveInt(raw: string): number | { error: string } {
   const n = Number(raw);
   return Number.isSafeInteger(n) && n > 0 ? n : { error: `must be a positive integer, got "${raw}"` };
+}
+
+function nonNegativeInt(raw: string): number | { error: string } {
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 && raw.trim() !== ''
+    ? n
+    : { error: `must be a non-negative integer, got "${raw}"` };
 }
 
 function oneOf<T extends string>(values: readonly T[]) {
@@ -99,6 +138,22 @@ function retention(raw: string): number | undefined | { error: string } {
 
 function text(raw: string): string | { error: string } {
   return raw.length > 0 ? raw : { error: 'must not be empty' };
+}
+
+function clientId(raw: string): string | { error: string } {
+  return /^[A-Za-z0-9_.:-]{1,64}$/.test(raw)
+    ? raw
+    : { error: `must be 1-64 characters of A-Z a-z 0-9 _ . : -, got "${raw}"` };
+}
+
+/** A duration, in whole seconds, that fits MQTT 5's Session Expiry Interval (below 0xFFFFFFFF = never). */
+function expirySeconds(raw: string): number | { error: string } {
+  const ms = parseDuration(raw);
+  if (typeof ms === 'object') return ms;
+  const sec = Math.round(ms / 1000);
+  return sec >= 1 && sec < 0xffffffff
+    ? sec
+    : { error: `must be between 1s and about 136 years, got "${raw}"` };
 }
 
 function setting<K extends SettingKey>(s: Setting<K>): Setting<K> {
@@ -151,7 +206,34 @@ export const SETTINGS = [
     flag: '--max-payload',
     env: 'FLEETLOG_MAX_PAYLOAD',
     default: 65536,
-    description: 'largest accepted device payload, bytes; larger ones are dead-lettered',
+    description:
+      'largest accepted device payload, bytes; larger ones are dead-lettered, and a packet over 66 KiB more closes its connection',
+    parse: positiveInt,
+  }),
+  setting({
+    key: 'maxConnections',
+    flag: '--max-connections',
+    env: 'FLEETLOG_MAX_CONNECTIONS',
+    default: 20000,
+    description: 'open MQTT connections the embedded broker accepts; more are closed at once and counted',
+    parse: positiveInt,
+  }),
+  setting({
+    key: 'deviceRate',
+    flag: '--device-rate',
+    env: 'FLEETLOG_DEVICE_RATE',
+    default: 2000,
+    description:
+      'messages/s one MQTT client may publish (0 = no limit); over it QoS 1/2 acks are held back, QoS 0 is dead-lettered',
+    parse: nonNegativeInt,
+  }),
+  setting({
+    key: 'deviceBurst',
+    flag: '--device-burst',
+    env: 'FLEETLOG_DEVICE_BURST',
+    default: 2000,
+    description:
+      'messages one MQTT client may publish at once after being idle, before --device-rate applies',
     parse: positiveInt,
   }),
   setting({
@@ -170,6 +252,16 @@ export const SETTINGS = [
     default: 'nats://127.0.0.1:4222',
     description: 'NATS server for --event-log jetstream; the stream FLEETLOG_EVENTS is created if missing',
     parse: url(['nats:', 'tls:']),
+  }),
+  setting({
+    key: 'natsReplicas',
+    flag: '--nats-replicas',
+    env: 'FLEETLOG_NATS_REPLICAS',
+    default: 1,
+    description:
+      'replicas of the JetStream stream when fleetlog creates it: 1, 3 or 5 (3 on a cluster: see Scaling out)',
+    parse: (raw: string) =>
+      ['1', '3', '5'].includes(raw) ? Number(raw) : { error: `must be 1, 3 or 5, got "${raw}"` },
   }),
   setting({
     key: 'snapshotEvery',
@@ -198,12 +290,76 @@ export const SETTINGS = [
     parse: retention,
   }),
   setting({
+    key: 'auth',
+    flag: '--auth',
+    env: 'FLEETLOG_AUTH',
+    default: 'off',
+    description:
+      'MQTT device authentication: required (username = device id, password = its secret, topic rules apply) or off (any client may publish as any device; said at startup)',
+    parse: oneOf(['required', 'off'] as const),
+  }),
+  setting({
+    key: 'mqttsPort',
+    flag: '--mqtts-port',
+    env: 'FLEETLOG_MQTTS_PORT',
+    default: 8883,
+    description: 'MQTT over TLS port, served when --tls-cert and --tls-key are set (0 picks a free port)',
+    parse: port,
+  }),
+  setting({
+    key: 'tlsCert',
+    flag: '--tls-cert',
+    env: 'FLEETLOG_TLS_CERT',
+    default: undefined,
+    defaultText: 'none',
+    description: 'PEM certificate (chain) file: with --tls-key, serves MQTT over TLS and the API over HTTPS',
+    parse: text,
+  }),
+  setting({
+    key: 'tlsKey',
+    flag: '--tls-key',
+    env: 'FLEETLOG_TLS_KEY',
+    default: undefined,
+    defaultText: 'none',
+    description: 'PEM private key file of --tls-cert',
+    parse: text,
+  }),
+  setting({
+    key: 'apiToken',
+    flag: '--api-token',
+    env: 'FLEETLOG_API_TOKEN',
+    default: undefined,
+    defaultText: 'none',
+    description:
+      'bearer token the HTTP API and dashboard require, and the CLI sends (never logged); without one the API listens on 127.0.0.1 only',
+    parse: text,
+  }),
+  setting({
     key: 'mqttUrl',
     flag: '--url',
     env: 'FLEETLOG_MQTT_URL',
     default: 'mqtt://127.0.0.1:1883',
     description: 'broker URL for simulate and subscribe',
     parse: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+  }),
+  setting({
+    key: 'mqttUsername',
+    flag: '--username',
+    env: 'FLEETLOG_MQTT_USERNAME',
+    default: undefined,
+    defaultText: 'none',
+    description: 'MQTT user name for simulate and subscribe (a device id, for --auth required)',
+    parse: text,
+  }),
+  setting({
+    key: 'mqttPassword',
+    flag: '--password',
+    env: 'FLEETLOG_MQTT_PASSWORD',
+    default: undefined,
+    defaultText: 'none',
+    description:
+      'MQTT password for simulate and subscribe: the secret fleetlog devices add printed (never logged)',
+    parse: text,
   }),
   setting({
     key: 'apiUrl',
@@ -247,6 +403,52 @@ export const SETTINGS = [
     default: 'telemetry',
     description: 'InfluxDB bucket for the telemetry, presence and state measurements',
     parse: text,
+  }),
+  setting({
+    key: 'brokerUrl',
+    flag: '--broker',
+    env: 'FLEETLOG_BROKER_URL',
+    default: 'mqtt://127.0.0.1:1883',
+    description:
+      'external MQTT 5 broker fleetlog ingest subscribes to (Mosquitto: deploy/mosquitto/mosquitto.conf)',
+    parse: url(['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+  }),
+  setting({
+    key: 'shareGroup',
+    flag: '--share-group',
+    env: 'FLEETLOG_SHARE_GROUP',
+    default: 'fleetlog',
+    description: 'shared subscription group: ingest processes in one group split $share/<group>/devices/#',
+    parse: clientId,
+  }),
+  setting({
+    key: 'ingestClientId',
+    flag: '--client-id',
+    env: 'FLEETLOG_INGEST_CLIENT_ID',
+    default: undefined,
+    defaultText: 'fleetlog-ingest-<hostname>',
+    description:
+      'client id prefix of the ingest sessions (<id>-0, <id>-1, …); keep it stable so a restarted process resumes them',
+    parse: clientId,
+  }),
+  setting({
+    key: 'ingestConnections',
+    flag: '--ingest-connections',
+    env: 'FLEETLOG_INGEST_CONNECTIONS',
+    default: 16,
+    description:
+      'subscriber connections per ingest process; each carries one append at a time, group commit batches them',
+    parse: positiveInt,
+  }),
+  setting({
+    key: 'sessionExpirySec',
+    flag: '--session-expiry',
+    env: 'FLEETLOG_SESSION_EXPIRY',
+    default: 86_400,
+    defaultText: '1d',
+    description:
+      'how long the broker keeps an ingest session (and queues its messages) while the process is down',
+    parse: expirySeconds,
   }),
 ] as const satisfies readonly Setting[];
 

@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   ERR_LOG_CORRUPT: 'the event log failed its integrity check',
   ERR_QUERY_INVALID: 'a query parameter is invalid',
   ERR_NOT_FOUND: 'not found',
+  ERR_UNAUTHORIZED: 'the API token is missing or wrong',
+  ERR_CONFLICT: 'it exists already',
   ERR_UNAVAILABLE: 'this process does not serve that',
   ERR_BROKER_UNREACHABLE: 'the MQTT broker cannot be reached',
   ERR_SINK_WRITE_FAILED: 'an external sink (InfluxDB) did not confirm a write',

@@ -13,7 +13,11 @@ export interface Metrics {
   appendLatency: Histogram;
   /** Appends that failed (no ack was sent). */
   appendFailures: Counter;
+  /** 1 while a store (eventlog, deadletters) can write, 0 while it cannot (full disk, I/O error). */
+  storeWritable: Gauge<'store'>;
   mqttClients: Gauge;
+  /** MQTT clients, publishes and subscriptions the broker's authentication and topic rules refused, by reason. */
+  mqttAuthRefusals: Counter<'reason'>;
   /** Highest durable seq of the event log. */
   logLastSeq: Gauge;
   /** Events in the log a projection has not folded yet. */
@@ -63,9 +67,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Appends that failed; nothing was acknowledged',
       registers,
     }),
+    storeWritable: new Gauge({
+      name: 'fleetlog_store_writable',
+      help: '1 while the store can write, 0 while it cannot (full disk, I/O error); see /healthz for why',
+      labelNames: ['store'],
+      registers,
+    }),
     mqttClients: new Gauge({
       name: 'fleetlog_mqtt_clients_connected',
       help: 'MQTT clients connected to the embedded broker',
+      registers,
+    }),
+    mqttAuthRefusals: new Counter({
+      name: 'fleetlog_mqtt_auth_refusals_total',
+      help: 'Connections, publishes and subscriptions refused by authentication or topic rules, by reason',
+      labelNames: ['reason'],
       registers,
     }),
     logLastSeq: new Gauge({

@@ -1,4 +1,5 @@
 import type { EventType, NewEvent, StoredEvent } from '../core/event.js';
+import type { WriteHealth } from '../core/write-health.js';
 
 /** What happened to one event of an append batch, in the batch's order. */
 export type AppendOutcome =
@@ -90,6 +91,8 @@ export interface EventLog {
    */
   removeBefore(options: RemoveBeforeOptions): Promise<number>;
   stats(): EventLogStats;
+  /** Whether appends reach the disk right now (backends on a local disk report it; /healthz answers 503 when not). */
+  writeHealth?(): WriteHealth;
   /** Waits for pending appends, then releases the storage. Later appends reject with ERR_LOG_CLOSED. */
   close(): Promise<void>;
 }

@@ -117,23 +117,42 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
   const js = nc.jetstream({ timeout });
   const target: ScanTarget = { js, jsm, stream };
 
+  async function addStream() {
+    return jsm.streams
+      .add({
+        name: stream,
+        subjects: [`${prefix}.>`],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        num_replicas: options.replicas ?? 1,
+        duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
+        deny_delete: true,
+      })
+      .catch(async (err: unknown) => {
+        if (!(err instanceof NatsError && err.api_error?.err_code === 10074)) throw err;
+        await nc.close();
+        throw new FleetlogError(
+          'ERR_CONFIG_INVALID',
+          `cannot create stream ${stream} with ${options.replicas} replicas: ${err.message}. Run a NATS cluster of at least ${options.replicas} servers, or set --nats-replicas 1 (FLEETLOG_NATS_REPLICAS) for one server.`,
+        );
+      });
+  }
   let info = await jsm.streams.info(stream).catch(async (err: unknown) => {
     if (!(err instanceof NatsError && err.api_error?.err_code === 10059)) throw err; // 10059: stream not found
-    return jsm.streams.add({
-      name: stream,
-      subjects: [`${prefix}.>`],
-      storage: StorageType.File,
-      retention: RetentionPolicy.Limits,
-      num_replicas: options.replicas ?? 1,
-      duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
-      deny_delete: true,
-    });
+    return addStream();
   });
   if (!info.config.subjects.includes(`${prefix}.>`)) {
     await nc.close();
     throw new FleetlogError(
       'ERR_CONFIG_INVALID',
       `stream ${stream} exists with subjects ${info.config.subjects.join(', ')}, not ${prefix}.>`,
+    );
+  }
+  if (options.replicas !== undefined && info.config.num_replicas !== options.replicas) {
+    // Changing the replicas of a live stream is an operator's decision (`nats stream edit`), not a side effect.
+    logger.warn(
+      { replicas: info.config.num_replicas, configured: options.replicas },
+      'stream exists with another replica count; keeping it',
     );
   }
   let lastSeq = info.state.last_seq;

@@ -4,10 +4,11 @@ import Database from 'better-sqlite3';
 import type { NewEvent, StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { createWriteHealth } from '../core/write-health.js';
 import type { AppendOutcome, EventLog, TailListener, TimePage } from './event-log.js';
 import { SCHEMA, type EventRow } from './sqlite-schema.js';
 import { afterCursor, byTimeThenSeq } from './time-order.js';
-import { createWalSyncer } from './wal-syncer.js';
+import { createWalSyncer, type WalSyncer } from './wal-syncer.js';
 
 export interface SqliteEventLogOptions {
   /** Directory that holds `events.db`; created if missing. */
@@ -23,6 +24,13 @@ export interface SqliteEventLogOptions {
   logger: Logger;
   /** Called after each durable commit: for metrics. */
   onCommit?: (events: number, durationMs: number) => void;
+  /**
+   * Test hook: receives the open connection. Tests fill the "disk" with `PRAGMA max_page_count`, which makes
+   * SQLite fail exactly as on a full disk (SQLITE_FULL), and lift the cap again.
+   */
+  onOpen?: (db: Database.Database) => void;
+  /** Test hook: replaces the WAL syncer (a failing fdatasync, EIO, cannot be produced on demand for real). */
+  walSyncer?: (walPath: string) => WalSyncer;
 }
 
 interface Pending {
@@ -38,6 +46,14 @@ interface Device {
 }
 
 const ROWS_PER_INSERT = 64;
+
+/** What one transaction wrote, applied to the in-memory state once it has committed. */
+interface Committed {
+  outcomes: AppendOutcome[][];
+  written: StoredEvent[];
+  lastSeq: number;
+  versions: Map<Device, number>;
+}
 
 /** Opens (creating or recovering) the SQLite event log. WAL recovery after a crash is SQLite's own. */
 export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
@@ -55,7 +71,9 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   db.pragma('wal_autocheckpoint = 0'); // checkpoints are ours, under synchronous=NORMAL
   db.pragma('cache_size = -65536'); // 64 MiB
   db.exec(SCHEMA);
-  const wal = createWalSyncer(`${file}-wal`);
+  options.onOpen?.(db);
+  const wal = (options.walSyncer ?? createWalSyncer)(`${file}-wal`);
+  const health = createWriteHealth({ store: 'eventlog', label: 'event log', dir: options.dataDir, logger });
 
   const q = {
     insertEvent: db.prepare(
@@ -123,6 +141,9 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   const tail: StoredEvent[] = [];
   const tailByDevice = new Map<string, StoredEvent[]>();
   const tailIds = new Map<string, number>();
+  // Committed to SQLite but not yet fsync'd (an fsync failed): invisible to readers, still known to dedup.
+  let undurable: StoredEvent[] = [];
+  const undurableIds = new Map<string, number>();
   for (const row of db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq').iterate(indexedThrough)) {
     const event = toEvent(row as EventRow);
     const device = devicesByKey.get((row as EventRow).device_key);
@@ -140,6 +161,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   let closed = false;
   let commits = 0;
   let indexTimer: NodeJS.Timeout | undefined;
+  let indexFailing = false;
 
   function toEvent(row: EventRow): StoredEvent {
     const device = devicesByKey.get(row.device_key);
@@ -163,51 +185,70 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     list.push(event);
   }
 
-  /** Writes one group of appends as one transaction. Throws with the in-memory state unchanged. */
-  const writeBatch = db.transaction(
-    (requests: Pending[]): { outcomes: AppendOutcome[][]; written: StoredEvent[] } => {
-      const known = new Map<string, number>();
-      const unknownIds: string[] = [];
-      for (const r of requests) for (const e of r.events) if (!tailIds.has(e.id)) unknownIds.push(e.id);
-      if (unknownIds.length > 0)
-        for (const [id, seq] of q.findIds.iterate(JSON.stringify(unknownIds))) known.set(id, seq);
+  /**
+   * Writes one group of appends as one transaction and returns what it wrote; the caller applies that to the
+   * in-memory state only once the transaction has returned, i.e. committed. COMMIT is where SQLite writes the
+   * WAL, so a full disk fails there, after this function has run: nothing in memory may change in here.
+   */
+  const writeBatch = db.transaction((requests: Pending[]): Committed => {
+    const known = new Map<string, number>();
+    const unknownIds: string[] = [];
+    for (const r of requests) for (const e of r.events) if (!tailIds.has(e.id)) unknownIds.push(e.id);
+    if (unknownIds.length > 0)
+      for (const [id, seq] of q.findIds.iterate(JSON.stringify(unknownIds))) known.set(id, seq);
 
-      let seq = lastSeq;
-      const versions = new Map<Device, number>();
-      const created = new Map<string, Device>();
-      const written: StoredEvent[] = [];
-      const rows: unknown[] = [];
-      const outcomes = requests.map((r) =>
-        r.events.map((e): AppendOutcome => {
-          const existing = tailIds.get(e.id) ?? known.get(e.id);
-          if (existing !== undefined) return { status: 'duplicate', seq: existing };
-          let device = devicesById.get(e.deviceId) ?? created.get(e.deviceId);
-          if (!device) {
-            const key = (q.insertDevice.get(e.deviceId) as { device_key: number }).device_key;
-            device = { key, id: e.deviceId, lastVersion: 0 };
-            created.set(e.deviceId, device);
-          }
-          const version = (versions.get(device) ?? device.lastVersion) + 1;
-          versions.set(device, version);
-          seq++;
-          rows.push(seq, device.key, version, e.id, e.type, e.time, e.receivedAt, JSON.stringify(e.data));
-          if (rows.length === ROWS_PER_INSERT * 8) q.insertEvents.run(rows.splice(0));
-          known.set(e.id, seq);
-          written.push({ ...e, seq, version });
-          return { status: 'appended', seq, version };
-        }),
-      );
-      for (let i = 0; i < rows.length; i += 8) q.insertEvent.run(rows.slice(i, i + 8));
-      // Committed: only now touch the in-memory state.
-      lastSeq = seq;
-      for (const [device, version] of versions) {
-        device.lastVersion = version;
-        devicesById.set(device.id, device);
-        devicesByKey.set(device.key, device);
-      }
-      return { outcomes, written };
-    },
-  );
+    let seq = lastSeq;
+    const versions = new Map<Device, number>();
+    const created = new Map<string, Device>();
+    const written: StoredEvent[] = [];
+    const rows: unknown[] = [];
+    const outcomes = requests.map((r) =>
+      r.events.map((e): AppendOutcome => {
+        const existing = tailIds.get(e.id) ?? undurableIds.get(e.id) ?? known.get(e.id);
+        if (existing !== undefined) return { status: 'duplicate', seq: existing };
+        let device = devicesById.get(e.deviceId) ?? created.get(e.deviceId);
+        if (!device) {
+          const key = (q.insertDevice.get(e.deviceId) as { device_key: number }).device_key;
+          device = { key, id: e.deviceId, lastVersion: 0 };
+          created.set(e.deviceId, device);
+        }
+        const version = (versions.get(device) ?? device.lastVersion) + 1;
+        versions.set(device, version);
+        seq++;
+        rows.push(seq, device.key, version, e.id, e.type, e.time, e.receivedAt, JSON.stringify(e.data));
+        if (rows.length === ROWS_PER_INSERT * 8) q.insertEvents.run(rows.splice(0));
+        known.set(e.id, seq);
+        written.push({ ...e, seq, version });
+        return { status: 'appended', seq, version };
+      }),
+    );
+    for (let i = 0; i < rows.length; i += 8) q.insertEvent.run(rows.slice(i, i + 8));
+    return { outcomes, written, lastSeq: seq, versions };
+  });
+
+  function applyCommitted(result: Committed): void {
+    lastSeq = result.lastSeq;
+    for (const [device, version] of result.versions) {
+      device.lastVersion = version;
+      devicesById.set(device.id, device);
+      devicesByKey.set(device.key, device);
+    }
+    for (const event of result.written) {
+      undurable.push(event);
+      undurableIds.set(event.id, event.seq);
+    }
+  }
+
+  function fail(take: Pending[], err: unknown, what: string): void {
+    health.failed(err);
+    const { reason, code } = health.status();
+    const failure = new FleetlogError(
+      'ERR_LOG_APPEND_FAILED',
+      `event log cannot append (${what}): ${reason ?? String(err)} [${code ?? 'UNKNOWN'}]`,
+      { cause: err },
+    );
+    for (const r of take) r.reject(failure);
+  }
 
   async function flushLoop(): Promise<void> {
     while (pending.length > 0) {
@@ -219,37 +260,38 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
         take.push(next);
         count += next.events.length;
       }
-      let result: ReturnType<typeof writeBatch>;
+      let result: Committed;
       try {
         result = writeBatch(take);
       } catch (err) {
-        logger.error({ err, events: count }, 'event log append failed');
-        const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', `append failed: ${String(err)}`, {
-          cause: err,
-        });
-        for (const r of take) r.reject(failure);
+        // Rolled back: seq, versions and the dedup window are as before the batch.
+        fail(take, err, 'write');
         continue;
       }
-      try {
-        if (result.written.length > 0) await wal.sync();
-      } catch (err) {
-        // The rows are in SQLite but may not be on disk: no caller is told they are durable.
-        // Resent messages carry the same ids, so a retry is a no-op once the disk recovers.
-        logger.error({ err, events: count }, 'event log fsync failed');
-        const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', `fsync failed: ${String(err)}`, {
-          cause: err,
-        });
-        for (const r of take) r.reject(failure);
-        continue;
+      applyCommitted(result);
+      // Also when only duplicates came in: one may point at a row committed but not yet fsync'd.
+      if (lastSeq > durableSeq) {
+        try {
+          await wal.sync();
+        } catch (err) {
+          // The rows are committed in SQLite but may not be on disk: no caller is told they are durable. They
+          // stay in `undurable` (so a resend is a duplicate, not a second row) until a later fsync succeeds.
+          fail(take, err, 'fsync');
+          continue;
+        }
+        health.succeeded();
       }
-      for (const event of result.written) addToTail(event);
-      if (result.written.length > 0) {
-        durableSeq = lastSeq;
+      const durable = undurable;
+      undurable = [];
+      undurableIds.clear();
+      for (const event of durable) addToTail(event);
+      durableSeq = lastSeq;
+      if (durable.length > 0) {
         commits++;
-        options.onCommit?.(result.written.length, performance.now() - started);
+        options.onCommit?.(durable.length, performance.now() - started);
       }
       take.forEach((r, i) => r.resolve(result.outcomes[i] ?? []));
-      if (result.written.length > 0) for (const listener of listeners) listener(result.written);
+      if (durable.length > 0) for (const listener of listeners) listener(durable);
       if (tail.length >= indexBatch) indexTail();
       else if (tail.length > 0 && !indexTimer) indexTimer = setTimeout(indexTail, indexIntervalMs).unref();
     }
@@ -263,19 +305,34 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     const through = tail.at(-1)?.seq ?? indexedThrough;
     const touched = new Map<string, number>();
     for (const e of tail) touched.set(e.deviceId, e.version);
-    db.transaction(() => {
-      q.indexIds.run(indexedThrough, through);
-      q.indexStream.run(indexedThrough, through);
-      q.indexTime.run(indexedThrough, through);
-      for (const [deviceId, version] of touched)
-        q.setDeviceVersion.run(version, devicesById.get(deviceId)?.key);
-      q.setIndexedThrough.run(through);
-    })();
+    try {
+      db.transaction(() => {
+        q.indexIds.run(indexedThrough, through);
+        q.indexStream.run(indexedThrough, through);
+        q.indexTime.run(indexedThrough, through);
+        for (const [deviceId, version] of touched)
+          q.setDeviceVersion.run(version, devicesById.get(deviceId)?.key);
+        q.setIndexedThrough.run(through);
+      })();
+    } catch (err) {
+      // A full disk fails indexing too. The tail stays in memory, complete and correct for reads and dedup;
+      // it is indexed once space is back. Appends report the state, so this logs at warn once per outage.
+      if (!indexFailing) logger.warn({ err }, 'event log could not index its tail; will retry');
+      indexFailing = true;
+      indexTimer = setTimeout(indexTail, indexIntervalMs).unref();
+      return;
+    }
+    indexFailing = false;
     indexedThrough = through;
     tail.length = 0;
     tailIds.clear();
     tailByDevice.clear();
-    maybeCheckpoint();
+    try {
+      maybeCheckpoint();
+    } catch (err) {
+      // The WAL keeps every frame until a checkpoint succeeds; the next indexing pass tries again.
+      logger.warn({ err }, 'event log checkpoint failed; will retry');
+    }
   }
 
   function maybeCheckpoint(): void {
@@ -358,6 +415,9 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     stats() {
       return { lastSeq: durableSeq, commits };
     },
+    writeHealth() {
+      return health.status();
+    },
     removeBefore({ time, maxSeq, limit }) {
       if (closed) return Promise.reject(new FleetlogError('ERR_LOG_CLOSED', 'removeBefore after close'));
       // Removal works on indexed events only (the tail also lives in memory): index what is due first.
@@ -371,12 +431,17 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
         count++;
       }
       if (count === 0) return Promise.resolve(0);
-      db.transaction(() => {
-        q.removeIds.run(cut);
-        q.removeStream.run(cut);
-        q.removeTime.run(cut);
-        q.removeEvents.run(cut);
-      })();
+      try {
+        db.transaction(() => {
+          q.removeIds.run(cut);
+          q.removeStream.run(cut);
+          q.removeTime.run(cut);
+          q.removeEvents.run(cut);
+        })();
+      } catch (err) {
+        // Deletes need WAL space too: on a full disk retention rejects (and retries later), never throws.
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
       return Promise.resolve(count);
     },
     async close() {

@@ -1,3 +1,4 @@
+import type { WriteHealth } from '../core/write-health.js';
 import type { RejectReason } from './parse-message.js';
 
 /** A message ingest turned away, kept so an operator can see what was sent and why. */
@@ -35,6 +36,8 @@ export interface DeadLetterStore {
   list(query: DeadLetterQuery): Promise<DeadLetter[]>;
   /** Totals by reason, since the store was created. */
   counts(): Promise<Partial<Record<RejectReason, number>>>;
+  /** Whether letters reach the disk right now (stores on a local disk report it; /healthz answers 503 when not). */
+  writeHealth?(): WriteHealth;
   close(): Promise<void>;
 }
 

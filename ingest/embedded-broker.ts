@@ -14,6 +14,8 @@ import type { DisconnectReason } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { isValidDeviceId } from '../core/topics.js';
+import type { BrokerAuth } from './broker-auth.js';
+import { createBrokerLimits, type BrokerLimitsOptions } from './broker-limits.js';
 import type { Ingester } from './ingester.js';
 import type { PresenceTracker } from './presence-tracker.js';
 
@@ -25,6 +27,10 @@ export interface EmbeddedBrokerOptions {
   presence: PresenceTracker;
   metrics: Metrics;
   logger: Logger;
+  /** Device authentication and topic rules (`--auth required`); absent, any client may do anything. */
+  auth?: BrokerAuth;
+  /** Connection cap, per-client rate, packet size and protocol checks (ingest/broker-limits.ts); absent, none. */
+  limits?: Omit<BrokerLimitsOptions, 'metrics' | 'logger'>;
 }
 
 export interface EmbeddedBroker {
@@ -33,6 +39,11 @@ export interface EmbeddedBroker {
   port: number;
   /** Serves MQTT over WebSocket at `path` on an HTTP server (the API's). */
   attachWebSocket(server: HttpServer, path?: string): void;
+  /**
+   * Applies the connection cap and the protocol guard to a connection before it goes to `aedes.handle`;
+   * undefined when it was refused (and closed). Other listeners (TLS) pass their sockets through it too.
+   */
+  admit<T extends Duplex>(stream: T): T | undefined;
   /** Stops accepting connections, disconnects every client, and records them offline. */
   close(): Promise<void>;
 }
@@ -66,6 +77,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     });
   }
 
+  let appendsFailing = false;
   const authorizePublish: AuthorizePublishHandler = (client, packet, callback) => {
     if (packet.topic.startsWith('$SYS')) {
       callback(new Error('$SYS topics are reserved'));
@@ -80,13 +92,26 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       callback(null);
       return;
     }
+    const denied = options.auth?.checkPublish(client, packet);
+    if (denied) {
+      callback(denied);
+      return;
+    }
     if (packet.topic.startsWith(`devices/${client.id}/`)) identify(client);
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     ingester.ingest({ clientId: client.id, topic: packet.topic, payload }).then(
-      () => callback(null),
+      () => {
+        appendsFailing = false;
+        callback(null);
+      },
       (err: unknown) => {
         metrics.appendFailures.inc();
-        logger.error({ err, clientId: client.id }, 'append failed; message not acknowledged');
+        // A full disk fails every message of a resending fleet: warn once per outage (the store logs why).
+        logger[appendsFailing ? 'debug' : 'warn'](
+          { err, clientId: client.id },
+          'append failed; message not acknowledged',
+        );
+        appendsFailing = true;
         callback(err instanceof Error ? err : new Error(String(err)));
       },
     );
@@ -100,9 +125,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     callback(null, true);
   };
   // ...and refuse them where Aedes lets a hook choose the CONNACK return code.
-  const authenticate: AuthenticateHandler = (client, _username, _password, callback) => {
+  const authenticate: AuthenticateHandler = (client, username, password, callback) => {
     if (!emptyIdWithSession.has(client)) {
-      callback(null, true);
+      if (options.auth) options.auth.authenticate(client, username, password, callback);
+      else callback(null, true);
       return;
     }
     logger.debug('refused an empty client id with a persistent session');
@@ -115,7 +141,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     callback(refusal, false);
   };
 
-  const aedes = await Aedes.createBroker({ authorizePublish, preConnect, authenticate });
+  const limits = options.limits && createBrokerLimits({ ...options.limits, metrics, logger: options.logger });
+  const admit = <T extends Duplex>(stream: T): T | undefined => (limits ? limits.admit(stream) : stream);
+  const aedes = await Aedes.createBroker({
+    ...limits?.aedesOptions,
+    authorizePublish: limits ? limits.rateLimited(authorizePublish) : authorizePublish,
+    preConnect,
+    authenticate,
+    ...(options.auth ? { authorizeSubscribe: options.auth.authorizeSubscribe } : {}),
+  });
+  options.auth?.attach(aedes);
 
   aedes.on('client', (client) => {
     metrics.mqttClients.set(aedes.connectedClients);
@@ -152,7 +187,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   const tcp: Server = createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    aedes.handle(socket);
+    const admitted = admit(socket);
+    if (admitted) aedes.handle(admitted);
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
@@ -174,11 +210,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
           socket.destroy();
           return;
         }
-        wss?.handleUpgrade(req, socket, head, (ws) => aedes.handle(createWebSocketStream(ws), req));
+        wss?.handleUpgrade(req, socket, head, (ws) => {
+          const admitted = admit(createWebSocketStream(ws));
+          if (admitted) aedes.handle(admitted, req);
+        });
       });
     },
+    admit,
     async close() {
       closing = true;
+      limits?.close();
       await new Promise<void>((resolve) => {
         tcp.close(() => resolve());
         wss?.close();

@@ -15,7 +15,8 @@ export type RejectReason =
   | 'invalid_seq'
   | 'no_metrics'
   | 'invalid_status'
-  | 'limit_exceeded';
+  | 'limit_exceeded'
+  | 'rate_limited';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'unknown_topic',
@@ -30,6 +31,7 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'no_metrics',
   'invalid_status',
   'limit_exceeded',
+  'rate_limited',
 ];
 
 export type ParseResult =
@@ -54,6 +56,12 @@ const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
  * nesting depth and total keys of a state report or event body.
  */
 export const PAYLOAD_LIMITS = { metrics: 256, depth: 16, keys: 1000 } as const;
+/**
+ * Topic limits, checked before the topic contract: the longest device topic is about 210 characters and 4
+ * levels deep, so these only stop junk (and keep dead letters and logs small) while leaving room for
+ * passthrough topics such as commands.
+ */
+export const TOPIC_LIMITS = { length: 1024, levels: 16 } as const;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Thrown inside the parser only, and always caught by parseMessage. */
@@ -71,6 +79,8 @@ class Rejection extends Error {
  * Never throws: every failure is a value, because bad input from a device must never reach the event loop.
  */
 export function parseMessage(topic: string, payload: Buffer, options: ParseOptions): ParseResult {
+  const limit = checkTopicLimits(topic);
+  if (limit !== undefined) return { kind: 'rejected', reason: 'limit_exceeded', detail: limit };
   const match = parseTopic(topic);
   if (match.match === 'passthrough') return { kind: 'passthrough' };
   if (match.match === 'invalid') return { kind: 'rejected', reason: match.reason, detail: match.detail };
@@ -96,6 +106,17 @@ export function parseMessage(topic: string, payload: Buffer, options: ParseOptio
     // A bug in the parser must still not crash ingest; keep the message as a dead letter.
     return { kind: 'rejected', reason: 'invalid_shape', detail: String(err), deviceId: deviceTopic.deviceId };
   }
+}
+
+function checkTopicLimits(topic: string): string | undefined {
+  if (topic.length > TOPIC_LIMITS.length) {
+    return `topic is ${topic.length} characters; the limit is ${TOPIC_LIMITS.length}`;
+  }
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 47) levels++;
+  return levels > TOPIC_LIMITS.levels
+    ? `topic has ${levels} levels; the limit is ${TOPIC_LIMITS.levels}`
+    : undefined;
 }
 
 function toEvent(topic: DeviceTopic, text: string, receivedAt: number): NewEvent {

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { createWriteHealth } from '../core/write-health.js';
 import type { DeadLetter, DeadLetterStore, NewDeadLetter } from './dead-letter-store.js';
 import type { RejectReason } from './parse-message.js';
 
@@ -18,15 +20,32 @@ interface Row {
   truncated: number;
 }
 
+export interface SqliteDeadLetterStoreOptions {
+  /** Logs one line when the store stops being able to write (full disk) and one when it recovers. */
+  logger?: Logger;
+  /** Test hook: receives the open connection (tests fill the "disk" with `PRAGMA max_page_count`). */
+  onOpen?: (db: Database.Database) => void;
+}
+
 /**
  * Dead letters in `deadletters.db`, separate from the event log so a flood of bad input never competes with
  * the log's commits. Letters that arrive in the same tick share one fsync'd transaction.
  */
-export function createSqliteDeadLetterStore(dataDir: string): DeadLetterStore {
+export function createSqliteDeadLetterStore(
+  dataDir: string,
+  options: SqliteDeadLetterStoreOptions = {},
+): DeadLetterStore {
   mkdirSync(dataDir, { recursive: true });
   const db = new Database(path.join(dataDir, 'deadletters.db'));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
+  options.onOpen?.(db);
+  const health = createWriteHealth({
+    store: 'deadletters',
+    label: 'dead-letter store',
+    dir: dataDir,
+    logger: options.logger ?? silentLogger(),
+  });
   db.exec(`
     CREATE TABLE IF NOT EXISTS dead_letters (
       id INTEGER PRIMARY KEY, received_at INTEGER NOT NULL, client_id TEXT NOT NULL, topic TEXT NOT NULL,
@@ -68,10 +87,14 @@ export function createSqliteDeadLetterStore(dataDir: string): DeadLetterStore {
     queue = [];
     try {
       writeAll(batch.map((b) => b.letter));
-      for (const b of batch) b.resolve();
     } catch (err) {
+      // Rolled back: the messages are not acknowledged, so their devices resend them later.
+      health.failed(err);
       for (const b of batch) b.reject(err);
+      return;
     }
+    health.succeeded();
+    for (const b of batch) b.resolve();
   }
 
   return {
@@ -95,6 +118,9 @@ export function createSqliteDeadLetterStore(dataDir: string): DeadLetterStore {
     counts() {
       const rows = countByReason.all() as { reason: RejectReason; n: number }[];
       return Promise.resolve(Object.fromEntries(rows.map((r) => [r.reason, r.n])));
+    },
+    writeHealth() {
+      return health.status();
     },
     close() {
       if (scheduled) {

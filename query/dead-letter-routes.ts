@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
+import { isFleetlogError } from '../core/errors.js';
 import { REJECT_REASONS, type RejectReason } from '../ingest/parse-message.js';
 import { badRequest, Params, type Query } from './params.js';
 
@@ -10,17 +11,25 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deadLetters: Dead
     const limit = p.limit();
     const reason = p.oneOf<RejectReason | ''>('reason', REJECT_REASONS, '');
     if (p.problems.length > 0) return badRequest(reply, p.problems);
-    const letters = await deadLetters.list({
-      after,
-      limit,
-      reason: reason || undefined,
-      deviceId: req.query.device,
-    });
-    const last = letters.at(-1);
-    return {
-      deadLetters: letters,
-      next: letters.length === limit && last ? String(last.id) : null,
-      counts: await deadLetters.counts(),
-    };
+    try {
+      const letters = await deadLetters.list({
+        after,
+        limit,
+        reason: reason || undefined,
+        deviceId: req.query.device,
+      });
+      const last = letters.at(-1);
+      return {
+        deadLetters: letters,
+        next: letters.length === limit && last ? String(last.id) : null,
+        counts: await deadLetters.counts(),
+      };
+    } catch (err) {
+      // A process that does not ingest (fleetlog process) may have no dead letters to show: say where they are.
+      if (!isFleetlogError(err, 'ERR_UNAVAILABLE')) throw err;
+      return reply
+        .code(503)
+        .send({ error: 'Service Unavailable', code: 'ERR_UNAVAILABLE', message: err.message });
+    }
   });
 }

@@ -45,7 +45,8 @@ export function registerDeviceRoutes(
       reply.code(503).send({
         error: 'Service Unavailable',
         code: 'ERR_UNAVAILABLE',
-        message: 'this server runs with --processors off: read models are served where fleetlog process runs',
+        message:
+          'this server runs with --processors off: the read models (devices, state, series) are served by `fleetlog process --http-port PORT` on the same log; query that process',
       });
     for (const url of [
       '/api/devices',

@@ -1,9 +1,15 @@
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import type { TlsFiles } from '../core/tls-files.js';
+import type { DeviceCredentials } from '../ingest/device-credentials.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import type { ReadSide } from '../processors/start-processors.js';
+import { registerApiToken } from './api-token.js';
+import { registerCredentialRoutes } from './credential-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { registerDeadLetterRoutes } from './dead-letter-routes.js';
 import { registerDeviceRoutes } from './device-routes.js';
@@ -19,6 +25,12 @@ export interface HttpServerDeps {
   readSide?: ReadSide;
   /** Live facts for /healthz, e.g. connected MQTT clients. */
   health?: () => Record<string, unknown>;
+  /** Serves /api/devices/:id/credentials (device authentication). */
+  credentials?: DeviceCredentials;
+  /** When set, every route but /healthz and the login page requires it (query/api-token.ts). */
+  apiToken?: string;
+  /** Serve HTTPS with this certificate. */
+  tls?: TlsFiles;
 }
 
 /** The HTTP API. `inject()` tests it without a socket. */
@@ -31,7 +43,17 @@ export function createHttpServer(deps: HttpServerDeps) {
     logController: new LogController({ disableRequestLogging: true }),
     // Device ids may contain ':' and '.'; keep them as path parameters.
     routerOptions: { maxParamLength: 256 },
+    // HTTPS through a factory keeps the instance typed as the plain HTTP one every route module takes; at runtime
+    // an https.Server is an http.Server with TLS in front (same request, upgrade and close events).
+    ...(deps.tls
+      ? {
+          serverFactory: (handler: Parameters<typeof createHttpsServer>[1]) =>
+            createHttpsServer({ cert: deps.tls?.cert, key: deps.tls?.key }, handler) as unknown as Server,
+        }
+      : {}),
   });
+  if (deps.apiToken !== undefined) registerApiToken(app, deps.apiToken, { secure: deps.tls !== undefined });
+  if (deps.credentials) registerCredentialRoutes(app, deps.credentials);
   registerOpsRoutes(app, deps);
   registerDeviceRoutes(app, deps.log, deps.readSide);
   registerDeadLetterRoutes(app, deps.deadLetters);

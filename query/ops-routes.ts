@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Metrics } from '../core/metrics.js';
+import type { WriteHealth } from '../core/write-health.js';
 import type { EventLog } from '../eventlog/event-log.js';
+import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import type { ProjectionStatus } from '../processors/projection-runner.js';
 import type { SinkStatus } from '../processors/sink-runner.js';
 import type { ReadSide } from '../processors/start-processors.js';
@@ -8,30 +10,48 @@ import { notFound } from './params.js';
 
 export function registerOpsRoutes(
   app: FastifyInstance,
-  deps: { log: EventLog; metrics: Metrics; readSide?: ReadSide; health?: () => Record<string, unknown> },
+  deps: {
+    log: EventLog;
+    deadLetters?: DeadLetterStore;
+    metrics: Metrics;
+    readSide?: ReadSide;
+    health?: () => Record<string, unknown>;
+  },
 ): void {
   const { log, metrics, readSide } = deps;
+  const storage = (): WriteHealth[] =>
+    [log.writeHealth?.(), deps.deadLetters?.writeHealth?.()].filter((h) => h !== undefined);
   const sinks = readSide?.sinks ?? [];
   const projections = (): (ProjectionStatus | SinkStatus)[] => [
     ...(readSide?.runner.status() ?? []),
     ...sinks.map((s) => s.status()),
   ];
 
-  app.get('/healthz', () => {
+  app.get('/healthz', (_req, reply) => {
     const stats = log.stats();
     const status = projections();
-    return {
+    const stores = storage();
+    // Unavailable (503): a store cannot write, so no message is acknowledged; `storage` says which, why and
+    // since when. It answers 200 again after the first write that succeeds once space is back.
+    const unwritable = stores.some((s) => !s.writable);
+    return reply.code(unwritable ? 503 : 200).send({
       // Degraded, not down: ingest still accepts and keeps every message while a projection is stopped.
       // A sink retrying against an unreachable server degrades too; its lastError says why.
-      status: status.some((p) => p.state === 'failed' || p.state === 'retrying') ? 'degraded' : 'ok',
+      status: unwritable
+        ? 'unavailable'
+        : status.some((p) => p.state === 'failed' || p.state === 'retrying')
+          ? 'degraded'
+          : 'ok',
       log: { lastSeq: stats.lastSeq, commits: stats.commits },
+      storage: stores.map((s) => ({ ...s, since: new Date(s.since).toISOString() })),
       projections: status,
       ...deps.health?.(),
-    };
+    });
   });
 
   app.get('/metrics', async (_req, reply) => {
     metrics.logLastSeq.set(log.stats().lastSeq);
+    for (const s of storage()) metrics.storeWritable.set({ store: s.store }, s.writable ? 1 : 0);
     for (const p of projections()) {
       metrics.projectionLag.set({ projection: p.name }, p.lag);
       metrics.projectionFailed.set({ projection: p.name }, p.state === 'failed' ? 1 : 0);

@@ -16,6 +16,8 @@ export interface SimulatedDeviceOptions {
   maxInflight: number;
   /** Wall clock for `ts`, epoch ms. */
   now: () => number;
+  /** MQTT user name and password, for a broker with `--auth required`. */
+  credentials?: { username: string; password: string } | undefined;
 }
 
 export interface SimulatedDevice {
@@ -54,6 +56,7 @@ export function createSimulatedDevice(
 
   const client: MqttClient = connect(options.url, {
     clientId: id,
+    ...(options.credentials ?? {}),
     protocolVersion: 4, // MQTT 3.1.1: what Aedes speaks
     clean: true,
     reconnectPeriod: RECONNECT_PERIOD_MS,

@@ -34,10 +34,16 @@ export interface SimulatorOptions {
   drainTimeoutMs?: number;
   /** Scheduler tick, ms. Default 20. */
   tickMs?: number;
+  /**
+   * MQTT credentials for a broker with `--auth required`. A device's user name is its id, so with
+   * credentials the fleet is that one device (devices must be 1) and its id is the user name.
+   */
+  credentials?: { username: string; password: string } | undefined;
 }
 
-export type ResolvedSimulatorOptions = Required<Omit<SimulatorOptions, 'durationMs'>> & {
+export type ResolvedSimulatorOptions = Required<Omit<SimulatorOptions, 'durationMs' | 'credentials'>> & {
   durationMs: number | undefined;
+  credentials: { username: string; password: string } | undefined;
 };
 
 const DEFAULTS = {
@@ -70,6 +76,7 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
     drainTimeoutMs: options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
     tickMs: options.tickMs ?? DEFAULTS.tickMs,
+    credentials: options.credentials,
   };
   const problems: string[] = [];
   const check = (ok: boolean, problem: string) => {
@@ -90,6 +97,10 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
   check(
     o.durationMs === undefined || (Number.isFinite(o.durationMs) && o.durationMs > 0),
     `durationMs must be a positive number of milliseconds, got ${o.durationMs}`,
+  );
+  check(
+    o.credentials === undefined || o.devices === 1,
+    `credentials are one device's: devices must be 1 with them, got ${o.devices}`,
   );
   check(o.qos === 0 || o.qos === 1, `qos must be 0 or 1, got ${String(o.qos)}`);
   check(Number.isSafeInteger(o.seed), `seed must be an integer, got ${o.seed}`);

@@ -67,7 +67,10 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
   const o = resolveSimulatorOptions(options);
   const logger = (deps.logger ?? silentLogger()).child({ component: 'simulator' });
   const now = deps.now ?? Date.now;
-  const specs = planFleet({ devices: o.devices, seed: o.seed, idPrefix: o.idPrefix, profiles: o.profiles });
+  const planned = planFleet({ devices: o.devices, seed: o.seed, idPrefix: o.idPrefix, profiles: o.profiles });
+  // With credentials the one device is the one they belong to: a device's user name is its id.
+  const username = o.credentials?.username;
+  const specs = username === undefined ? planned : planned.map((s) => ({ ...s, deviceId: username }));
   const clockStartMs = createSeededRandom(o.seed).int(0, DAY_MS - 1);
   const intervalMs = (o.devices * 1000) / o.rate;
   const acked: Record<string, number[]> = Object.fromEntries(specs.map((s) => [s.deviceId, []]));
@@ -105,7 +108,7 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
           logger.debug({ err, deviceId: spec.deviceId }, 'publish failed');
         },
       },
-      { url: o.url, qos: o.qos, maxInflight: o.maxInflightPerDevice, now },
+      { url: o.url, qos: o.qos, maxInflight: o.maxInflightPerDevice, now, credentials: o.credentials },
       logger.child({ deviceId: spec.deviceId }),
     );
   }

@@ -21,6 +21,8 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** Base URL of the query API, e.g. http://127.0.0.1:8080. */
   apiUrl: string;
+  /** Sent as a bearer token when the API requires one (`--api-token`). */
+  apiToken?: string | undefined;
   /** Per device, the seq numbers the broker acknowledged. */
   acked: Readonly<Record<string, readonly number[]>>;
   /** Defaults to the global fetch. */
@@ -41,7 +43,13 @@ const MAX_PAGES = 1_000_000;
  * API and compares their ids, `{deviceId}:{seq}`, with the seq numbers the broker acknowledged.
  */
 export async function verifyAgainstApi(options: VerifyOptions): Promise<VerifyReport> {
-  const fetchFn = options.fetch ?? fetch;
+  const baseFetch = options.fetch ?? fetch;
+  const { apiToken } = options;
+  const fetchFn: typeof fetch =
+    apiToken === undefined
+      ? baseFetch
+      : (input, init) =>
+          baseFetch(input, { ...init, headers: { ...init?.headers, authorization: `Bearer ${apiToken}` } });
   const entries = Object.entries(options.acked);
   const results: DeviceVerification[] = new Array<DeviceVerification>(entries.length);
   let next = 0;

@@ -66,6 +66,7 @@ describe('the fleetlog command line', () => {
     'process',
     'rebuild',
     'bench',
+    'soak',
   ])('%s --help explains itself', async (command) => {
     const { code, stdout } = await cli(command, '--help');
     expect(code).toBe(0);

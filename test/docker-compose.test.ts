@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import type { SinkStatus } from '../processors/sink-runner.js';
 import { hasCommand } from './helpers/has-command.js';
 import { freePort } from './helpers/spawn-server.js';
+import { startNatsServer, type NatsServer } from './helpers/start-nats-server.js';
 import { waitFor } from './helpers/start-test-server.js';
 import { startVictoriaMetrics, type VictoriaMetrics } from './helpers/start-victoria-metrics.js';
 
@@ -28,7 +29,8 @@ interface Service {
 /** The compose file as docker-compose resolves it (variables substituted with their defaults). */
 function resolvedCompose(): { services: Record<string, Service> } {
   const env = { ...process.env };
-  for (const name of ['INFLUX_TOKEN', 'INFLUX_PASSWORD', 'GRAFANA_PASSWORD']) delete env[name];
+  for (const name of ['INFLUX_TOKEN', 'INFLUX_PASSWORD', 'GRAFANA_PASSWORD', 'FLEETLOG_API_TOKEN'])
+    delete env[name];
   const out = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], {
     cwd: ROOT,
     env,
@@ -156,18 +158,49 @@ describe('docker-compose demo files', () => {
 
   it('come up in order: every depends_on waits for a healthcheck', () => {
     const services = rawCompose.services;
-    expect(Object.keys(services).sort()).toEqual(['fleetlog', 'grafana', 'influxdb', 'nats', 'simulator']);
+    expect(Object.keys(services).sort()).toEqual([
+      'fleetlog',
+      'grafana',
+      'influxdb',
+      'ingest-a',
+      'ingest-b',
+      'mosquitto',
+      'nats',
+      'processor',
+      'scale-simulator',
+      'simulator',
+    ]);
     const edges = Object.entries(services).flatMap(([name, s]) =>
       Object.entries(s.depends_on ?? {}).map(([on, c]) => `${name}->${on}:${c.condition}`),
     );
     expect(edges.sort()).toEqual([
       'fleetlog->influxdb:service_healthy',
       'grafana->influxdb:service_healthy',
+      'ingest-a->mosquitto:service_healthy',
+      'ingest-a->nats:service_healthy',
+      'ingest-b->mosquitto:service_healthy',
+      'ingest-b->nats:service_healthy',
+      'processor->nats:service_healthy',
+      'scale-simulator->ingest-a:service_healthy',
+      'scale-simulator->ingest-b:service_healthy',
+      'scale-simulator->processor:service_healthy',
       'simulator->fleetlog:service_healthy',
     ]);
-    for (const name of ['fleetlog', 'influxdb', 'grafana', 'nats'])
+    for (const name of [
+      'fleetlog',
+      'influxdb',
+      'grafana',
+      'nats',
+      'mosquitto',
+      'ingest-a',
+      'ingest-b',
+      'processor',
+    ])
       expect(services[name]?.healthcheck?.test[0], name).toBe('CMD');
-    expect(services.nats?.profiles).toEqual(['nats']);
+    expect(services.nats?.profiles).toEqual(['nats', 'scale']);
+    // The scale profile adds services; a plain `docker compose up` starts none of them.
+    for (const name of ['mosquitto', 'ingest-a', 'ingest-b', 'processor', 'scale-simulator'])
+      expect(services[name]?.profiles, name).toEqual(['scale']);
     expect(services.influxdb?.image).toMatch(/^influxdb:2\.\d+$/);
     expect(services.influxdb?.environment?.DOCKER_INFLUXDB_INIT_MODE).toBe('setup');
   });
@@ -285,6 +318,10 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
         },
       );
       const api = `http://127.0.0.1:${httpPort}`;
+      // The service binds 0.0.0.0, so it carries a demo API token; /api needs it, /healthz does not.
+      expect(env.FLEETLOG_API_TOKEN).toBe('fleetlog-demo-api-token');
+      const withToken = { headers: { authorization: `Bearer ${env.FLEETLOG_API_TOKEN}` } };
+      expect((await fetch(`${api}/api/devices`)).status).toBe(401);
       expect(server.output()).toContain(`InfluxDB    ${vm.url}  (org fleetlog, bucket telemetry)`);
 
       // The compose healthcheck, aimed at this port.
@@ -308,7 +345,7 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       children.push(sim.child);
       // Run the fleet (50 devices, 100 msg/s) for a few seconds, then stop it as `docker compose stop` would.
       await waitFor(async () => {
-        const res = await fetch(`${api}/api/devices?limit=100`);
+        const res = await fetch(`${api}/api/devices?limit=100`, withToken);
         const body = (await res.json()) as { devices: unknown[] };
         return body.devices.length === 50 ? true : undefined;
       }, 20_000);
@@ -327,7 +364,7 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
 
       // Per device and metric, InfluxDB's point count equals the device aggregate's count.
       const devices = (
-        (await (await fetch(`${api}/api/devices?limit=100`)).json()) as {
+        (await (await fetch(`${api}/api/devices?limit=100`, withToken)).json()) as {
           devices: { deviceId: string; metrics: Record<string, { count: number }> }[];
         }
       ).devices;
@@ -398,5 +435,176 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('nats-server'))(
       }, 10_000);
       expect(JSON.parse(body)).toEqual({ status: 'ok' });
     });
+  },
+);
+
+/** Mosquitto with the repo's config (deploy/mosquitto/mosquitto.conf) on a free port of 127.0.0.1, data in `dir`. */
+async function startRepoMosquitto(
+  confFile: string,
+  dir: string,
+): Promise<{ child: ChildProcess; port: number; output: () => string }> {
+  const port = await freePort();
+  // Only where it listens and stores moves: every queue and session setting stays as shipped.
+  const conf = readFileSync(confFile, 'utf8')
+    .replace(/^listener 1883$/m, `listener ${port} 127.0.0.1`)
+    .replace(/^persistence_location .*$/m, `persistence_location ${dir}/`);
+  expect(conf).toContain(`listener ${port} 127.0.0.1`);
+  const file = path.join(dir, 'mosquitto.conf');
+  writeFileSync(file, conf);
+  const child = spawn('mosquitto', ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  return { child, port, output: () => output };
+}
+
+describe.skipIf(
+  !hasCommand('docker-compose') ||
+    !hasCommand('nats-server') ||
+    !hasCommand('mosquitto') ||
+    !hasCommand('mosquitto_sub'),
+)(
+  'the scale profile runs outside Docker: mosquitto, two ingest, process, simulator (apt-get install docker-compose nats-server mosquitto mosquitto-clients; .ci/run installs them)',
+  () => {
+    const children: ChildProcess[] = [];
+    let dir: string | undefined;
+    let nats: NatsServer | undefined;
+    afterAll(async () => {
+      for (const c of children.reverse()) await stop(c, 'SIGKILL');
+      await nats?.destroy();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('splits a simulated fleet across both ingest instances into JetStream, and the processor serves all of it', async () => {
+      const { services } = resolvedCompose();
+      const [mosquitto, ingestA, ingestB, processor, simulator] = [
+        'mosquitto',
+        'ingest-a',
+        'ingest-b',
+        'processor',
+        'scale-simulator',
+      ].map((name) => services[name] ?? {}) as [Service, Service, Service, Service, Service];
+      expect(mosquitto.image).toBe('eclipse-mosquitto:2');
+      expect(
+        rawCompose.services.mosquitto?.volumes?.[0]?.startsWith(
+          './deploy/mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf',
+        ),
+      ).toBe(true);
+      const base = mkdtempSync(path.join(tmpdir(), 'fleetlog-scale-'));
+      dir = base;
+      for (const sub of ['mosquitto', 'ingest-a', 'ingest-b', 'processor']) mkdirSync(path.join(base, sub));
+
+      nats = await startNatsServer();
+      const broker = await startRepoMosquitto(
+        path.join(ROOT, 'deploy/mosquitto/mosquitto.conf'),
+        path.join(base, 'mosquitto'),
+      );
+      children.push(broker.child);
+      // The compose healthcheck, aimed at this port.
+      // `config` keeps compose's `$$` escape; Docker hands the container a single `$`.
+      const check = (mosquitto.healthcheck?.test ?? [])
+        .slice(1)
+        .map((a) => (a === '1883' ? String(broker.port) : a.replaceAll('$$', '$')));
+      expect(check).toContain('$SYS/broker/uptime');
+      expect(check[0]).toBe('mosquitto_sub');
+      await waitFor(
+        () => (spawnSync(check[0] ?? '', check.slice(1), { timeout: 5000 }).status === 0 ? true : undefined),
+        10_000,
+      ).catch(() => {
+        throw new Error(`mosquitto did not pass its healthcheck:\n${broker.output()}`);
+      });
+
+      // Only where things are changes: host names and ports Docker would provide, and the volumes.
+      const moved = (service: Service, name: string, httpPort: number) => {
+        const env = { ...service.environment };
+        if (env.FLEETLOG_BROKER_URL !== undefined) {
+          expect(env.FLEETLOG_BROKER_URL).toBe('mqtt://mosquitto:1883');
+          env.FLEETLOG_BROKER_URL = `mqtt://127.0.0.1:${broker.port}`;
+        }
+        expect(env.FLEETLOG_NATS_URL).toBe('nats://nats:4222');
+        expect(env.FLEETLOG_EVENT_LOG).toBe('jetstream');
+        return {
+          ...env,
+          FLEETLOG_NATS_URL: nats?.url ?? '',
+          FLEETLOG_DATA_DIR: path.join(base, name),
+          FLEETLOG_HOST: '127.0.0.1',
+          FLEETLOG_HTTP_PORT: String(httpPort),
+        };
+      };
+      const started = async (service: Service, name: string, banner: string) => {
+        const httpPort = await freePort();
+        const proc = run(service, moved(service, name, httpPort));
+        children.push(proc.child);
+        await waitFor(() => (proc.output().includes(banner) ? true : undefined), 20_000).catch(() => {
+          throw new Error(`${name} did not start:\n${proc.output()}`);
+        });
+        const health = (service.healthcheck?.test ?? [])
+          .slice(2)
+          .map((a) => a.replace(':8080/', `:${httpPort}/`));
+        expect(spawnSync(process.execPath, health, { encoding: 'utf8' }).status, `${name} healthcheck`).toBe(
+          0,
+        );
+        return { ...proc, api: `http://127.0.0.1:${httpPort}` };
+      };
+      // Distinct, stable client ids: each instance resumes its own broker sessions after a restart.
+      expect([
+        ingestA.environment?.FLEETLOG_INGEST_CLIENT_ID,
+        ingestB.environment?.FLEETLOG_INGEST_CLIENT_ID,
+      ]).toEqual(['fleetlog-ingest-a', 'fleetlog-ingest-b']);
+      const a = await started(ingestA, 'ingest-a', 'fleetlog ingest is up');
+      const b = await started(ingestB, 'ingest-b', 'fleetlog ingest is up');
+      expect(processor.command).toEqual(['node', 'dist/cli/main.js', 'process']);
+      const proc = await started(processor, 'processor', 'fleetlog process is up');
+      expect(proc.output()).toContain(`NATS JetStream at ${nats.url}, read only`);
+      const token = processor.environment?.FLEETLOG_API_TOKEN ?? '';
+      expect(token).toBe('fleetlog-demo-api-token');
+      const withToken = { headers: { authorization: `Bearer ${token}` } };
+
+      expect(simulator.environment).toEqual({
+        FLEETLOG_MQTT_URL: 'mqtt://mosquitto:1883',
+        FLEETLOG_API_URL: 'http://processor:8080',
+        FLEETLOG_API_TOKEN: 'fleetlog-demo-api-token',
+      });
+      const sim = run(simulator, {
+        ...simulator.environment,
+        FLEETLOG_MQTT_URL: `mqtt://127.0.0.1:${broker.port}`,
+        FLEETLOG_API_URL: proc.api,
+      });
+      children.push(sim.child);
+      type Devices = { devices: { deviceId: string; events: number }[] };
+      const devices = async () =>
+        ((await (await fetch(`${proc.api}/api/devices?limit=100`, withToken)).json()) as Devices).devices;
+      await waitFor(async () => ((await devices()).length === 50 ? true : undefined), 30_000);
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await stop(sim.child, 'SIGTERM')).toBe(0);
+      const acked = Number(/^acked +(\d+)$/m.exec(sim.output())?.[1]);
+      expect(acked).toBeGreaterThan(100);
+
+      // Both instances took a share of the shared subscription, and together they appended every acked message.
+      const appended = async (api: string) => {
+        const text = await (await fetch(`${api}/metrics`)).text();
+        return Number(/^fleetlog_messages_total\{outcome="appended"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+      };
+      const shares = await waitFor(async () => {
+        const [fromA, fromB] = [await appended(a.api), await appended(b.api)];
+        return fromA + fromB >= acked ? [fromA, fromB] : undefined;
+      }, 20_000);
+      expect(shares[0]).toBeGreaterThan(0);
+      expect(shares[1]).toBeGreaterThan(0);
+
+      // The processor folded the whole stream: the device aggregates count every event in the log, once.
+      const head = await waitFor(async () => {
+        const body = (await (await fetch(`${proc.api}/healthz`)).json()) as {
+          log: { lastSeq: number };
+          projections: { name: string; position: number }[];
+        };
+        const folded = body.projections.every((p) => p.position === body.log.lastSeq);
+        return folded && body.log.lastSeq >= acked ? body.log.lastSeq : undefined;
+      }, 20_000);
+      const total = (await devices()).reduce((n, d) => n + d.events, 0);
+      expect(total).toBe(head);
+
+      for (const p of [proc, b, a]) expect(await stop(p.child, 'SIGTERM')).toBe(0);
+    }, 120_000);
   },
 );

@@ -90,6 +90,21 @@ describe.skipIf(!available)('event log on NATS JetStream', () => {
     await log.close();
   });
 
+  it('refuses 3 replicas on a single server with an error that says what to run instead', async () => {
+    if (!server) throw new Error('nats-server is not running');
+    const stream = `R${process.pid}`;
+    const attempt = createJetStreamEventLog({
+      servers: server.url,
+      stream,
+      subjectPrefix: `fleetlog.${stream}`,
+      replicas: 3,
+      logger: silentLogger(),
+    });
+    await expect(attempt).rejects.toThrow(
+      `cannot create stream ${stream} with 3 replicas: replicas > 1 not supported in non-clustered mode. Run a NATS cluster of at least 3 servers, or set --nats-replicas 1 (FLEETLOG_NATS_REPLICAS) for one server.`,
+    );
+  });
+
   it('keeps every acknowledged event through a kill -9 of nats-server', async () => {
     const own = await startNatsServer();
     try {

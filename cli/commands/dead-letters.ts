@@ -18,15 +18,15 @@ export function registerDeadLetters(program: Command): void {
     .option('--after <id>', 'only letters after this id')
     .option('--limit <n>', 'at most this many', '100')
     .option('--json', 'one JSON letter per line instead of a table');
-  addSettings(cmd, ['apiUrl']);
+  addSettings(cmd, ['apiUrl', 'apiToken']);
   cmd.action(
     async (opts: { reason?: string; device?: string; after?: string; limit: string; json?: boolean }) => {
-      const { apiUrl } = configFrom(cmd);
+      const api = configFrom(cmd);
       const q = new URLSearchParams({ limit: opts.limit });
       if (opts.reason) q.set('reason', opts.reason);
       if (opts.device) q.set('device', opts.device);
       if (opts.after) q.set('after', opts.after);
-      const page = await getJson<Page>(apiUrl, `/api/dead-letters?${q.toString()}`);
+      const page = await getJson<Page>(api, `/api/dead-letters?${q.toString()}`);
       if (opts.json) {
         for (const l of page.deadLetters) process.stdout.write(`${JSON.stringify(l)}\n`);
         return;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { createLogger } from '../../core/logger.js';
+import { CliError } from '../api-client.js';
 import { createSimulator } from '../../simulator/simulator.js';
 import { addSettings, configFrom } from '../settings-options.js';
 import { closeOnSignals, printListening, SERVER_SETTINGS, startOrExplain } from './serve.js';
@@ -14,6 +15,12 @@ export function registerDemo(program: Command): void {
   addSettings(cmd, SERVER_SETTINGS);
   cmd.action(async (opts: { devices: string; rate: string }) => {
     const config = configFrom(cmd);
+    if (config.auth === 'required') {
+      throw new CliError(
+        'the demo runs its simulated fleet without credentials, so it cannot use --auth required; run fleetlog serve --auth required and fleetlog simulate --username/--password instead',
+        2,
+      );
+    }
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
     const running = await startOrExplain(config, logger);
     const simulator = createSimulator(

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { DeviceView } from '../../processors/device-aggregate.js';
 import type { Series } from '../../query/series.js';
 import type { StateAsOf } from '../../query/device-queries.js';
-import { getJson, table } from '../api-client.js';
+import { getJson, requestJson, table } from '../api-client.js';
 import { addSettings, configFrom } from '../settings-options.js';
 
 const ago = (iso: string | null): string => {
@@ -50,14 +50,14 @@ export function registerDeviceCommands(program: Command): void {
     .option('--offline', 'only offline devices')
     .option('--limit <n>', 'at most this many', '100')
     .option('--json', 'print the API answer as JSON');
-  addSettings(devices, ['apiUrl']);
+  addSettings(devices, ['apiUrl', 'apiToken']);
   devices.action(async (opts: { online?: boolean; offline?: boolean; limit: string; json?: boolean }) => {
-    const { apiUrl } = configFrom(devices);
+    const api = configFrom(devices);
     const q = new URLSearchParams({ limit: opts.limit });
     if (opts.online) q.set('online', 'true');
     if (opts.offline) q.set('online', 'false');
     const page = await getJson<{ devices: DeviceView[]; next: string | null }>(
-      apiUrl,
+      api,
       `/api/devices?${q.toString()}`,
     );
     if (opts.json) return out(JSON.stringify(page, null, 2));
@@ -74,17 +74,16 @@ export function registerDeviceCommands(program: Command): void {
     if (page.next) process.stderr.write('(more devices follow; raise --limit)\n');
   });
 
+  registerCredentialCommands(devices);
+
   const device = program
     .command('device')
     .description("one device's aggregate: presence, reported state, metric statistics")
     .argument('<deviceId>')
     .option('--json', 'JSON');
-  addSettings(device, ['apiUrl']);
+  addSettings(device, ['apiUrl', 'apiToken']);
   device.action(async (id: string, opts: { json?: boolean }) => {
-    const view = await getJson<DeviceView>(
-      configFrom(device).apiUrl,
-      `/api/devices/${encodeURIComponent(id)}`,
-    );
+    const view = await getJson<DeviceView>(configFrom(device), `/api/devices/${encodeURIComponent(id)}`);
     if (opts.json) out(JSON.stringify(view, null, 2));
     else printDevice(view);
   });
@@ -96,10 +95,10 @@ export function registerDeviceCommands(program: Command): void {
     .option('--at <time>', 'ISO 8601, epoch ms, or relative like -1h', 'now')
     .option('--json', 'JSON')
     .addHelpText('after', '\nExample:\n  fleetlog state sim-env-0001 --at 2026-11-25T10:00Z');
-  addSettings(state, ['apiUrl']);
+  addSettings(state, ['apiUrl', 'apiToken']);
   state.action(async (id: string, opts: { at: string; json?: boolean }) => {
     const answer = await getJson<StateAsOf>(
-      configFrom(state).apiUrl,
+      configFrom(state),
       `/api/devices/${encodeURIComponent(id)}/state?at=${encodeURIComponent(opts.at)}`,
     );
     if (opts.json) return out(JSON.stringify(answer, null, 2));
@@ -124,7 +123,7 @@ export function registerDeviceCommands(program: Command): void {
     )
     .option('--fn <name>', 'mean, min, max, sum, count or last', 'mean')
     .option('--json', 'JSON');
-  addSettings(series, ['apiUrl']);
+  addSettings(series, ['apiUrl', 'apiToken']);
   series.action(
     async (
       id: string,
@@ -133,7 +132,7 @@ export function registerDeviceCommands(program: Command): void {
     ) => {
       const q = new URLSearchParams({ from: opts.from, to: opts.to, every: opts.every, fn: opts.fn });
       const s = await getJson<Series>(
-        configFrom(series).apiUrl,
+        configFrom(series),
         `/api/devices/${encodeURIComponent(id)}/series/${encodeURIComponent(metric)}?${q.toString()}`,
       );
       if (opts.json) return out(JSON.stringify(s, null, 2));
@@ -146,4 +145,59 @@ export function registerDeviceCommands(program: Command): void {
       process.stderr.write(`(${s.points.length} windows from ${s.source})\n`);
     },
   );
+}
+
+/** `devices add` and `devices revoke`: credentials, through the running server so a revocation disconnects. */
+function registerCredentialCommands(devices: Command): void {
+  const add = devices
+    .command('add')
+    .description('create a device credential and print its secret, once (for --auth required)')
+    .argument('<deviceId>', 'the device id: its MQTT user name and client id')
+    .option('--operator', 'an operator: may subscribe to every topic and publish commands to any device')
+    .addHelpText(
+      'after',
+      '\nOnly a scrypt hash of the secret is kept: note it now, or revoke and add again.\n\nExample:\n  fleetlog devices add sensor-1',
+    );
+  addSettings(add, ['apiUrl', 'apiToken', 'mqttUrl']);
+  add.action(async (id: string, opts: { operator?: boolean }) => {
+    const config = configFrom(add);
+    const role = opts.operator ? 'operator' : 'device';
+    const created = await requestJson<{ deviceId: string; role: string; secret: string }>(
+      config,
+      'POST',
+      `/api/devices/${encodeURIComponent(id)}/credentials`,
+      { role },
+    );
+    const broker = new URL(config.mqttUrl);
+    const example =
+      role === 'operator'
+        ? `mosquitto_sub -h ${broker.hostname} -p ${broker.port || 1883} -u '${id}' -P '${created.secret}' -t 'devices/#' -v`
+        : `mosquitto_pub -h ${broker.hostname} -p ${broker.port || 1883} -i '${id}' -u '${id}' -P '${created.secret}' -q 1 -t 'devices/${id}/telemetry' -m '{"temperature":21.5}'`;
+    out(
+      [
+        `${role} ${id} created. Its secret, shown this once:`,
+        '',
+        `  ${created.secret}`,
+        '',
+        role === 'operator'
+          ? 'Connect with user name = this id and password = the secret, e.g.:'
+          : 'Connect with client id = user name = this id and password = the secret, e.g.:',
+        `  ${example}`,
+        role === 'operator'
+          ? `  fleetlog subscribe '#' --username '${id}' --password '${created.secret}'`
+          : `  fleetlog simulate --username '${id}' --password '${created.secret}' --rate 1`,
+      ].join('\n'),
+    );
+  });
+
+  const revoke = devices
+    .command('revoke')
+    .description('revoke a device credential: the device is disconnected at once and refused from then on')
+    .argument('<deviceId>')
+    .addHelpText('after', '\nExample:\n  fleetlog devices revoke sensor-1');
+  addSettings(revoke, ['apiUrl', 'apiToken']);
+  revoke.action(async (id: string) => {
+    await requestJson(configFrom(revoke), 'DELETE', `/api/devices/${encodeURIComponent(id)}/credentials`);
+    out(`${id} revoked; its connections were closed`);
+  });
 }

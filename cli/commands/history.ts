@@ -40,13 +40,13 @@ export function registerHistory(program: Command): void {
     .option('--limit <n>', 'at most this many events', '100')
     .option('--json', 'one JSON event per line instead of a table')
     .addHelpText('after', '\nExample:\n  fleetlog history sim-env-0001 --from -1h --type TelemetryRecorded');
-  addSettings(cmd, ['apiUrl']);
+  addSettings(cmd, ['apiUrl', 'apiToken']);
   cmd.action(
     async (
       deviceId: string,
       opts: { from?: string; to?: string; type?: string; limit: string; json?: boolean },
     ) => {
-      const { apiUrl } = configFrom(cmd);
+      const api = configFrom(cmd);
       const limit = Number(opts.limit);
       const events: StoredEvent[] = [];
       let after: string | null = null;
@@ -57,7 +57,7 @@ export function registerHistory(program: Command): void {
         if (opts.type) q.set('type', opts.type);
         if (after) q.set('after', after);
         const page: Page = await getJson<Page>(
-          apiUrl,
+          api,
           `/api/devices/${encodeURIComponent(deviceId)}/events?${q.toString()}`,
         );
         events.push(...page.events);

@@ -4,19 +4,21 @@ import { openSqliteLogReader } from '../../eventlog/sqlite-log-reader.js';
 import { influxTarget } from '../../processors/influx-target.js';
 import { startProcessors } from '../../processors/start-processors.js';
 import type { ProjectionStatus } from '../../processors/projection-runner.js';
-import { CliError, getJson } from '../api-client.js';
+import { authHeaders, CliError, getJson, type ApiTarget } from '../api-client.js';
 import { createProgress } from '../progress.js';
 import { addSettings, configFrom } from '../settings-options.js';
 
 const PROJECTIONS = ['device-state', 'telemetry-series', 'influx'];
 
 /** Asks a running server to rebuild, and follows its progress. Returns false when no server answers. */
-async function rebuildOnServer(apiUrl: string, projection: string | undefined): Promise<boolean> {
+async function rebuildOnServer(api: ApiTarget, projection: string | undefined): Promise<boolean> {
+  const { apiUrl } = api;
   const query = projection ? `?projection=${encodeURIComponent(projection)}` : '';
   let res: Response;
   try {
     res = await fetch(new URL(`/api/projections/rebuild${query}`, apiUrl), {
       method: 'POST',
+      headers: authHeaders(api),
       signal: AbortSignal.timeout(5000),
     });
   } catch {
@@ -27,7 +29,7 @@ async function rebuildOnServer(apiUrl: string, projection: string | undefined): 
   const progress = createProgress(`rebuilding ${projection ?? 'all projections'} on ${apiUrl}`);
   await new Promise((r) => setTimeout(r, 200));
   for (;;) {
-    const { projections } = await getJson<{ projections: ProjectionStatus[] }>(apiUrl, '/api/projections');
+    const { projections } = await getJson<{ projections: ProjectionStatus[] }>(api, '/api/projections');
     const mine = projections.filter((p) => projection === undefined || p.name === projection);
     const position = Math.min(...mine.map((p) => p.position));
     const head = Math.max(...mine.map((p) => p.position + p.lag));
@@ -59,6 +61,7 @@ export function registerRebuild(program: Command): void {
   addSettings(cmd, [
     'dataDir',
     'apiUrl',
+    'apiToken',
     'logLevel',
     'snapshotEvery',
     'influxUrl',
@@ -75,7 +78,7 @@ export function registerRebuild(program: Command): void {
       throw new CliError('the influx projection writes to --influx-url (FLEETLOG_INFLUX_URL); set it', 2);
     }
     const started = performance.now();
-    if (!opts.offline && (await rebuildOnServer(config.apiUrl, opts.projection))) {
+    if (!opts.offline && (await rebuildOnServer(config, opts.projection))) {
       process.stdout.write(
         `rebuilt on ${config.apiUrl} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
       );

@@ -7,10 +7,10 @@ import type { ProfileMix } from '../../simulator/plan-fleet.js';
 import { createSimulator, type Simulator, type SimulatorSummary } from '../../simulator/simulator.js';
 import { verifyAgainstApi, type VerifyReport } from '../../simulator/verify.js';
 import { CliError } from '../api-client.js';
-import { addSettings, configFrom } from '../settings-options.js';
+import { addSettings, configFrom, mqttCredentials } from '../settings-options.js';
 
 interface SimulateFlags {
-  devices: string;
+  devices?: string;
   rate: string;
   duration?: string;
   qos: string;
@@ -41,7 +41,10 @@ export function registerSimulate(program: Command): void {
     .description(
       'run a simulated fleet: every device is its own MQTT connection publishing telemetry, state and events',
     )
-    .option('--devices <count>', 'number of simulated devices, each with its own MQTT connection', '10')
+    .option(
+      '--devices <count>',
+      'number of simulated devices, each with its own MQTT connection (default 10; 1 with --username)',
+    )
     .option('--rate <msgs-per-s>', 'messages per second across the whole fleet (not per device)', '100')
     .option('--duration <time>', 'how long to send, e.g. 500ms, 30s, 5m, 1h (default: until Ctrl-C)')
     .option('--qos <0|1>', 'QoS of data messages; with 1 a message counts as acked on PUBACK', '1')
@@ -69,12 +72,14 @@ export function registerSimulate(program: Command): void {
         'Examples:',
         '  fleetlog simulate --devices 100 --rate 500 --duration 60s',
         '  fleetlog simulate --url mqtt://127.0.0.1:1883 --devices 5 --rate 200 --duration 30s --qos 1 --seed 42 --verify',
+        '  fleetlog simulate --username sensor-1 --password SECRET --rate 5   # one device, against --auth required',
       ].join('\n'),
     );
-  addSettings(cmd, ['mqttUrl', 'apiUrl', 'logLevel']);
+  addSettings(cmd, ['mqttUrl', 'mqttUsername', 'mqttPassword', 'apiUrl', 'apiToken', 'logLevel']);
   cmd.action(async (flags: SimulateFlags) => {
     const config = configFrom(cmd);
-    const args = parseFlags(flags);
+    const credentials = mqttCredentials(config);
+    const args = parseFlags(flags, credentials !== undefined);
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
     const sim = createSimulator(
       {
@@ -88,6 +93,7 @@ export function registerSimulate(program: Command): void {
         profiles: args.profiles,
         // Only a verified run needs every acked seq kept; a long unverified run would just grow memory.
         trackAcked: args.verify,
+        credentials,
       },
       { logger: logger.child({ command: 'simulate' }) },
     );
@@ -109,18 +115,22 @@ export function registerSimulate(program: Command): void {
       process.stdout.write(formatSummary(summary, args));
       // Nothing is left to stop cleanly: from here Ctrl-C may simply end the process.
       untrap();
-      if (args.verify) await verify(config.apiUrl, sim);
+      if (args.verify) await verify(config.apiUrl, config.apiToken, sim);
     } finally {
       untrap();
     }
   });
 }
 
-function parseFlags(flags: SimulateFlags): SimulateArgs {
+function parseFlags(flags: SimulateFlags, withCredentials: boolean): SimulateArgs {
   const problems: string[] = [];
-  const devices = Number(flags.devices);
+  const devices = Number(flags.devices ?? (withCredentials ? '1' : '10'));
   if (!Number.isSafeInteger(devices) || devices < 1) {
     problems.push(`--devices must be a positive whole number of devices, got "${flags.devices}"`);
+  } else if (withCredentials && devices !== 1) {
+    problems.push(
+      `--username is one device's credential (a device's user name is its id): use --devices 1, got "${flags.devices}"`,
+    );
   }
   const rate = Number(flags.rate);
   if (!Number.isFinite(rate) || rate <= 0 || flags.rate.trim() === '') {
@@ -236,11 +246,11 @@ function formatSummary(s: SimulatorSummary, args: SimulateArgs): string {
   return rows.map(([k, v]) => `${k.padEnd(10)}${v}`).join('\n') + '\n';
 }
 
-async function verify(apiUrl: string, sim: Simulator): Promise<void> {
+async function verify(apiUrl: string, apiToken: string | undefined, sim: Simulator): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, VERIFY_SETTLE_MS));
   let report: VerifyReport;
   try {
-    report = await verifyAgainstApi({ apiUrl, acked: sim.acked });
+    report = await verifyAgainstApi({ apiUrl, apiToken, acked: sim.acked });
   } catch (err) {
     const reason =
       err instanceof Error

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { connect, validateTopics, type IPublishPacket } from 'mqtt';
 import { describeError } from '../../simulator/describe-error.js';
 import { CliError } from '../api-client.js';
-import { addSettings, configFrom } from '../settings-options.js';
+import { addSettings, configFrom, mqttCredentials } from '../settings-options.js';
 
 interface SubscribeFlags {
   json?: boolean;
@@ -36,9 +36,11 @@ export function registerSubscribe(program: Command): void {
         "  fleetlog subscribe 'devices/+/status' 'devices/+/events/#' --json --url mqtt://127.0.0.1:1883",
       ].join('\n'),
     );
-  addSettings(cmd, ['mqttUrl']);
+  addSettings(cmd, ['mqttUrl', 'mqttUsername', 'mqttPassword']);
   cmd.action((filters: string[], flags: SubscribeFlags) => {
-    const { mqttUrl } = configFrom(cmd);
+    const config = configFrom(cmd);
+    const { mqttUrl } = config;
+    const credentials = mqttCredentials(config);
     const qos = parseQos(flags.qos);
     const invalid = filters.find((f) => f === '') ?? validateTopics(filters);
     if (invalid !== null) {
@@ -47,7 +49,7 @@ export function registerSubscribe(program: Command): void {
         2,
       );
     }
-    subscribe(mqttUrl, filters, qos, flags.json === true);
+    subscribe(mqttUrl, filters, qos, flags.json === true, credentials);
   });
 }
 
@@ -56,10 +58,18 @@ function parseQos(raw: string): 0 | 1 | 2 {
   throw new CliError(`--qos must be 0, 1 or 2, got "${raw}"`, 2);
 }
 
-function subscribe(url: string, filters: string[], qos: 0 | 1 | 2, json: boolean): void {
+function subscribe(
+  url: string,
+  filters: string[],
+  qos: 0 | 1 | 2,
+  json: boolean,
+  credentials: { username: string; password: string } | undefined,
+): void {
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const client = connect(url, {
     clientId: `fleetlog-sub-${randomBytes(4).toString('hex')}`,
+    // With --auth required an operator's credential may watch any topic; a device's, only its own commands.
+    ...(credentials ?? {}),
     protocolVersion: 4,
     clean: true,
     reconnectPeriod: RECONNECT_PERIOD_MS,

@@ -1,0 +1,373 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/start-fleetlog.js';
+import { createMetrics } from '../core/metrics.js';
+import { hasCommand } from './helpers/has-command.js';
+import { CLI } from './helpers/spawn-server.js';
+import { waitFor } from './helpers/start-test-server.js';
+
+/** One server with --auth required for the whole file; its pino output is captured as parsed lines. */
+let server: RunningFleetlog;
+let dataDir: string;
+const logLines: string[] = [];
+const secrets: string[] = [];
+const clients: MqttClient[] = [];
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-auth-'));
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
+  server = await startFleetlog(localServerConfig(dataDir, { auth: 'required' }), {
+    logger,
+    metrics: createMetrics(),
+  });
+});
+
+afterAll(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+  await server.close();
+});
+
+async function addCredential(id: string, role: 'device' | 'operator' = 'device'): Promise<string> {
+  const res = await fetch(`${server.httpUrl}/api/devices/${id}/credentials`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ role }),
+  });
+  expect(res.status).toBe(201);
+  const body = (await res.json()) as { deviceId: string; role: string; secret: string };
+  expect([body.deviceId, body.role]).toEqual([id, role]);
+  secrets.push(body.secret);
+  return body.secret;
+}
+
+/** Connects once (no reconnect) and resolves with the CONNACK return code: 0, or the refusal's code. */
+function connack(options: IClientOptions): Promise<{ code: number; client: MqttClient }> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(server.mqttUrl, {
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...options,
+    });
+    clients.push(client);
+    client.once('connect', (packet) => resolve({ code: packet.returnCode ?? 0, client }));
+    client.once('error', (err) => {
+      const code = (err as Error & { code?: unknown }).code;
+      if (typeof code === 'number') resolve({ code, client });
+      else reject(err);
+    });
+  });
+}
+
+/** The SUBACK return codes, one per filter in order; mqtt.js rejects when any is 0x80, with the packet attached. */
+async function suback(client: MqttClient, filters: Record<string, { qos: 0 | 1 }>): Promise<number[]> {
+  try {
+    return (await client.subscribeAsync(filters)).map((g) => g.qos);
+  } catch (err) {
+    const packet = (err as { packet?: { granted?: number[] } }).packet;
+    if (!packet?.granted) throw err;
+    return packet.granted;
+  }
+}
+
+async function refusals(): Promise<Record<string, number>> {
+  const metric = await server.metrics.mqttAuthRefusals.get();
+  return Object.fromEntries(metric.values.map((v) => [String(v.labels.reason), v.value]));
+}
+
+describe('MQTT device authentication (--auth required)', () => {
+  it('answers CONNACK 0x04 to a wrong secret, an unknown device and missing credentials, 0x05 to a revoked one', async () => {
+    const secret = await addCredential('auth-dev-1');
+    const ok = await connack({ clientId: 'auth-dev-1', username: 'auth-dev-1', password: secret });
+    expect(ok.code).toBe(0);
+    await ok.client.endAsync();
+
+    const before = await refusals();
+    expect(
+      (await connack({ clientId: 'auth-dev-1', username: 'auth-dev-1', password: `${secret}x` })).code,
+    ).toBe(4);
+    expect((await connack({ clientId: 'nobody', username: 'nobody', password: secret })).code).toBe(4);
+    expect((await connack({ clientId: 'auth-dev-1' })).code).toBe(4);
+    // The credential is valid, but a device must use its id as client id: 0x02 identifier rejected.
+    expect((await connack({ clientId: 'other-id', username: 'auth-dev-1', password: secret })).code).toBe(2);
+
+    const revoked = await fetch(`${server.httpUrl}/api/devices/auth-dev-1/credentials`, { method: 'DELETE' });
+    expect(revoked.status).toBe(204);
+    expect((await connack({ clientId: 'auth-dev-1', username: 'auth-dev-1', password: secret })).code).toBe(
+      5,
+    );
+
+    const after = await refusals();
+    const delta = (reason: string) => (after[reason] ?? 0) - (before[reason] ?? 0);
+    expect(
+      ['wrong_secret', 'unknown_device', 'no_credentials', 'client_id_mismatch', 'revoked'].map(delta),
+    ).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it('disconnects a connected device the moment its credential is revoked', async () => {
+    const secret = await addCredential('auth-dev-2');
+    const { code, client } = await connack({
+      clientId: 'auth-dev-2',
+      username: 'auth-dev-2',
+      password: secret,
+    });
+    expect(code).toBe(0);
+    const closed = new Promise<number>((resolve) => {
+      const started = Date.now();
+      client.once('close', () => resolve(Date.now() - started));
+    });
+    const res = await fetch(`${server.httpUrl}/api/devices/auth-dev-2/credentials`, { method: 'DELETE' });
+    expect(res.status).toBe(204);
+    expect(await closed).toBeLessThan(1000);
+    // Revoking twice: nothing left to revoke.
+    expect(
+      (await fetch(`${server.httpUrl}/api/devices/auth-dev-2/credentials`, { method: 'DELETE' })).status,
+    ).toBe(404);
+  });
+
+  it('closes the connection without a PUBACK on a publish to another device, and appends nothing', async () => {
+    const secret = await addCredential('auth-dev-3');
+    const { client } = await connack({ clientId: 'auth-dev-3', username: 'auth-dev-3', password: secret });
+    await client.publishAsync('devices/auth-dev-3/telemetry', '{"seq":1,"temperature":20}', { qos: 1 });
+    const lastSeq = await server.log.lastSeq();
+    const before = (await refusals()).publish_denied ?? 0;
+
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    let acked = false;
+    client.publish('devices/victim-1/telemetry', '{"seq":1,"temperature":99}', { qos: 1 }, (err) => {
+      if (!err) acked = true;
+    });
+    await closed;
+    expect(acked).toBe(false);
+    expect(await server.log.lastSeq()).toBe(lastSeq);
+    expect(await server.log.readStream('victim-1', { fromVersion: 1, limit: 10 })).toEqual([]);
+    expect((await refusals()).publish_denied).toBe(before + 1);
+  });
+
+  it('refuses a will on another device topic with CONNACK 0x05', async () => {
+    const secret = await addCredential('auth-dev-4');
+    const before = (await refusals()).will_denied ?? 0;
+    const { code } = await connack({
+      clientId: 'auth-dev-4',
+      username: 'auth-dev-4',
+      password: secret,
+      will: { topic: 'devices/victim-2/status', payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
+    expect(code).toBe(5);
+    expect((await refusals()).will_denied).toBe(before + 1);
+  });
+
+  it("answers SUBACK 0x80 to a device subscribing to # or another device's commands, and grants its own", async () => {
+    const secret = await addCredential('auth-dev-5');
+    const { client } = await connack({ clientId: 'auth-dev-5', username: 'auth-dev-5', password: secret });
+    const before = (await refusals()).subscribe_denied ?? 0;
+    const granted = await suback(client, {
+      '#': { qos: 1 },
+      'devices/auth-dev-6/commands/#': { qos: 1 },
+      'devices/auth-dev-5/commands/#': { qos: 1 },
+      'devices/auth-dev-5/commands/reboot': { qos: 0 },
+    });
+    expect(granted).toEqual([0x80, 0x80, 1, 0]);
+    expect(client.connected).toBe(true);
+    expect((await refusals()).subscribe_denied).toBe(before + 2);
+  });
+
+  it('lets an operator subscribe to # and send a command that reaches the device', async () => {
+    const deviceSecret = await addCredential('auth-dev-7');
+    const operatorSecret = await addCredential('ops-1', 'operator');
+    const device = (await connack({ clientId: 'auth-dev-7', username: 'auth-dev-7', password: deviceSecret }))
+      .client;
+    const operator = (await connack({ clientId: 'ops-console', username: 'ops-1', password: operatorSecret }))
+      .client;
+    expect(await suback(operator, { '#': { qos: 1 } })).toEqual([1]);
+    await device.subscribeAsync('devices/auth-dev-7/commands/#', { qos: 1 });
+    const received = new Promise<[string, string]>((resolve) =>
+      device.once('message', (topic, payload) => resolve([topic, payload.toString()])),
+    );
+    await operator.publishAsync('devices/auth-dev-7/commands/reboot', '{"delay":5}', { qos: 1 });
+    expect(await received).toEqual(['devices/auth-dev-7/commands/reboot', '{"delay":5}']);
+    // An operator sends commands; it does not speak for a device.
+    const closed = new Promise<void>((resolve) => operator.once('close', () => resolve()));
+    operator.publish('devices/auth-dev-7/telemetry', '{"temperature":1}', { qos: 1 });
+    await closed;
+  });
+
+  it('stores a scrypt hash with its cost, never the secret', async () => {
+    const secret = await addCredential('auth-dev-8');
+    const db = new Database(path.join(dataDir, 'credentials.db'), { readonly: true });
+    const row = db
+      .prepare('SELECT * FROM device_credentials WHERE device_id = ?')
+      .get('auth-dev-8') as Record<string, unknown>;
+    db.close();
+    expect(Object.keys(row).sort()).toEqual(
+      ['created_at', 'device_id', 'hash', 'n', 'p', 'r', 'revoked_at', 'role', 'salt'].sort(),
+    );
+    expect([row.role, row.n, row.r, row.p, row.revoked_at]).toEqual(['device', 16384, 8, 1, null]);
+    expect([(row.hash as Buffer).length, (row.salt as Buffer).length]).toEqual([32, 16]);
+    // The secret appears nowhere in the database files, in any encoding we might have used.
+    for (const file of ['credentials.db', 'credentials.db-wal']) {
+      const bytes = readFileSync(path.join(dataDir, file));
+      expect(bytes.includes(Buffer.from(secret))).toBe(false);
+      expect(bytes.includes(Buffer.from(secret, 'base64url'))).toBe(false);
+    }
+  });
+
+  it('answers 409 to a second add and 400 to an invalid id or role', async () => {
+    await addCredential('auth-dev-9');
+    const again = await fetch(`${server.httpUrl}/api/devices/auth-dev-9/credentials`, { method: 'POST' });
+    expect(again.status).toBe(409);
+    const bad = await fetch(`${server.httpUrl}/api/devices/bad%20id/credentials`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ role: 'admin' }),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { problems: string[] }).problems).toEqual([
+      'id: a device id is 1-128 characters of A-Z a-z 0-9 _ . : -',
+      'role: must be device or operator',
+    ]);
+  });
+});
+
+describe.skipIf(!hasCommand('mosquitto_pub'))(
+  'mosquitto_pub against --auth required (apt: mosquitto-clients)',
+  () => {
+    function mosquittoPub(args: string[]): Promise<{ code: number | null; stderr: string }> {
+      const port = new URL(server.mqttUrl).port;
+      return new Promise((resolve) => {
+        const child = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', ...args]);
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.once('exit', (code) => resolve({ code, stderr }));
+      });
+    }
+
+    it('publishes with the right secret and is refused with a wrong one', async () => {
+      const secret = await addCredential('mosq-1');
+      const args = [
+        '-i',
+        'mosq-1',
+        '-u',
+        'mosq-1',
+        '-t',
+        'devices/mosq-1/telemetry',
+        '-m',
+        '{"seq":1,"t":2}',
+      ];
+      expect((await mosquittoPub([...args, '-P', secret])).code).toBe(0);
+      expect(
+        (await server.log.readStream('mosq-1', { fromVersion: 1, limit: 10 })).map((e) => e.id),
+      ).toContain('mosq-1:1');
+      const wrong = await mosquittoPub([...args, '-P', 'not-the-secret']);
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toContain('bad user name or password');
+    });
+  },
+);
+
+describe('the CLI against --auth required', () => {
+  function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const env = { ...process.env };
+    for (const name of ['FLEETLOG_MQTT_USERNAME', 'FLEETLOG_MQTT_PASSWORD', 'FLEETLOG_API_TOKEN'])
+      delete env[name];
+    return new Promise((resolve) => {
+      execFile(process.execPath, [CLI, ...args], { env, timeout: 20_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+  }
+
+  it('devices add prints a secret that simulate --username/--password publishes with; revoke refuses it', async () => {
+    const api = ['--api', server.httpUrl];
+    const added = await cli('devices', 'add', 'cli-dev-1', ...api, '--url', server.mqttUrl);
+    expect(added.code).toBe(0);
+    const secret = /^ {2}([A-Za-z0-9_-]{43})$/m.exec(added.stdout)?.[1] ?? '';
+    expect(secret).toHaveLength(43);
+    secrets.push(secret);
+    expect(added.stdout).toContain(`-i 'cli-dev-1' -u 'cli-dev-1' -P '${secret}'`);
+
+    const sim = await cli(
+      'simulate',
+      '--url',
+      server.mqttUrl,
+      '--username',
+      'cli-dev-1',
+      '--password',
+      secret,
+      '--rate',
+      '20',
+      '--duration',
+      '500ms',
+      '--seed',
+      '7',
+      '--log-level',
+      'warn',
+    );
+    expect(sim.code).toBe(0);
+    const acked = Number(/^acked +(\d+)$/m.exec(sim.stdout)?.[1]);
+    expect(acked).toBeGreaterThan(0);
+    const events = await server.log.readStream('cli-dev-1', { fromVersion: 1, limit: 1000 });
+    expect(events.filter((e) => e.type !== 'DeviceConnected' && e.type !== 'DeviceDisconnected').length).toBe(
+      acked,
+    );
+
+    expect((await cli('devices', 'revoke', 'cli-dev-1', ...api)).stdout).toBe(
+      'cli-dev-1 revoked; its connections were closed\n',
+    );
+    const refused = await cli(
+      'simulate',
+      '--url',
+      server.mqttUrl,
+      '--username',
+      'cli-dev-1',
+      '--password',
+      secret,
+      '--rate',
+      '20',
+      '--duration',
+      '500ms',
+      '--log-level',
+      'warn',
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('Is the broker running?');
+  });
+
+  it('simulate refuses --username with more than one device, and --username without --password', async () => {
+    const many = await cli('simulate', '--username', 'a', '--password', 'b', '--devices', '3');
+    expect([many.code, many.stderr]).toEqual([
+      2,
+      'fleetlog: invalid flags:\n  - --username is one device\'s credential (a device\'s user name is its id): use --devices 1, got "3"\n',
+    ]);
+    const half = await cli('subscribe', '#', '--username', 'a');
+    expect(half.code).toBe(2);
+    expect(half.stderr).toContain(
+      '--username and --password (FLEETLOG_MQTT_USERNAME, FLEETLOG_MQTT_PASSWORD) go together',
+    );
+  });
+});
+
+// Last, so every secret issued above (API, CLI, mosquitto_pub) is checked against the whole log.
+describe('logging', () => {
+  it('logs refusals with client id and username, and never a secret', async () => {
+    await waitFor(() => (logLines.some((l) => l.includes('"reason":"revoked"')) ? true : undefined));
+    const refusalsLogged = logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'mqtt client refused');
+    expect(refusalsLogged.find((l) => l.reason === 'wrong_secret')).toMatchObject({
+      level: 40,
+      clientId: 'auth-dev-1',
+      username: 'auth-dev-1',
+      returnCode: 4,
+    });
+    expect(secrets.length).toBeGreaterThanOrEqual(10);
+    const all = logLines.join('\n');
+    for (const secret of secrets) expect(all).not.toContain(secret);
+  });
+});
