@@ -174,7 +174,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
   });
   const mqtts = tls
     ? await startMqttsListener({
-        aedes: broker.aedes,
+        broker,
         host: config.host,
         port: config.mqttsPort ?? DEFAULT_CONFIG.mqttsPort,
         tls,

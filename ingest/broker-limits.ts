@@ -126,7 +126,10 @@ export function createBrokerLimits(options: BrokerLimitsOptions): BrokerLimits {
           // Backpressure: the hook (and so the PUBACK/PUBREC) waits, and Aedes reads nothing more from this
           // connection meanwhile, so the device's in-flight window fills and it slows to the rate.
           rateLimited.inc({ action: 'delayed' });
-          log({ clientId: client.id, waitMs: verdict.ms }, 'over --device-rate: holding the acknowledgement');
+          log(
+            { clientId: client.id.slice(0, 128), waitMs: verdict.ms },
+            'over --device-rate: holding the acknowledgement',
+          );
           setTimeout(() => {
             // Gone meanwhile (refused below, or dropped): no ack can reach it, so do not ingest; it resends.
             if ((client as unknown as { closed?: boolean }).closed) callback(new Error('connection closed'));
@@ -140,14 +143,17 @@ export function createBrokerLimits(options: BrokerLimitsOptions): BrokerLimits {
           if (!refused.has(client)) {
             refused.add(client);
             rateLimited.inc({ action: 'disconnected' });
-            log({ clientId: client.id }, 'over --device-rate for too long: disconnecting without ack');
+            log(
+              { clientId: client.id.slice(0, 128) },
+              'over --device-rate for too long: disconnecting without ack',
+            );
           }
           callback(new Error(`rate limit: more than ${options.deviceRate} messages/s`));
           return;
         }
         // QoS 0 has no ack to hold back and no resend: keep it as a dead letter so the excess is visible.
         rateLimited.inc({ action: 'dead_lettered' });
-        log({ clientId: client.id }, 'over --device-rate: QoS 0 message dead-lettered');
+        log({ clientId: client.id.slice(0, 128) }, 'over --device-rate: QoS 0 message dead-lettered');
         deadLetter(client, packet).then(
           () => callback(null),
           (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),

@@ -1,8 +1,8 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type TLSSocket } from 'node:tls';
-import type { Aedes } from 'aedes';
 import type { Logger } from '../core/logger.js';
 import type { TlsFiles } from '../core/tls-files.js';
+import type { EmbeddedBroker } from './embedded-broker.js';
 
 export interface MqttsListener {
   /** The port actually bound. */
@@ -12,10 +12,11 @@ export interface MqttsListener {
 
 /**
  * MQTT over TLS beside the plain TCP listener: the same Aedes, so authentication and topic rules are the
- * same on both. A failed handshake (wrong protocol, untrusted client) only closes that socket.
+ * same on both, and the same admission (connection cap, socket guard, rate limit) on the decrypted stream.
+ * A failed handshake (wrong protocol, untrusted client) only closes that socket.
  */
 export async function startMqttsListener(options: {
-  aedes: Aedes;
+  broker: Pick<EmbeddedBroker, 'aedes' | 'admit'>;
   host: string;
   port: number;
   tls: TlsFiles;
@@ -27,7 +28,8 @@ export async function startMqttsListener(options: {
   const server = createServer({ cert: options.tls.cert, key: options.tls.key }, (socket: TLSSocket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    options.aedes.handle(socket);
+    const admitted = options.broker.admit(socket);
+    if (admitted) options.broker.aedes.handle(admitted);
   });
   server.on('tlsClientError', (err, socket) => {
     logger.debug({ err, remote: socket.remoteAddress }, 'TLS handshake failed');

@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -84,6 +85,22 @@ describe.skipIf(!hasCommand('openssl'))('TLS for MQTT and the HTTP API (apt: ope
     expect(events.map((e) => [e.id, e.data])).toEqual([['tls-1:1', { metrics: { temperature: 7 } }]]);
     // The plain listener is still there beside it.
     expect(server.mqttUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  it('guards the TLS listener like the plain one: protocol level 9 gets CONNACK 0x01 and a close [MQTT-3.1.2-2]', async () => {
+    const port = Number(new URL(server?.mqttsUrl ?? '').port);
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: '127.0.0.1' });
+    socket.on('error', () => {}); // a reset after the server closes is expected
+    const received: Buffer[] = [];
+    socket.on('data', (d: Buffer) => received.push(d));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+    // CONNECT, protocol name "MQTT", level 9, clean session, keepalive 60, client id "v9".
+    socket.write(Buffer.from([0x10, 0x0e, 0, 4, 0x4d, 0x51, 0x54, 0x54, 9, 0x02, 0, 60, 0, 2, 0x76, 0x39]));
+    await closed;
+    expect(Buffer.concat(received).toString('hex')).toBe('20020001');
+    const text = await server?.metrics.registry.metrics();
+    expect(text).toContain('fleetlog_mqtt_protocol_violations_total{reason="unacceptable_protocol_level"} 1');
   });
 
   it('serves the API over HTTPS with the same certificate, and a client that does not trust it is refused', async () => {
