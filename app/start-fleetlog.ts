@@ -227,6 +227,8 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     async close() {
       await broker.close();
       await mqtts?.close();
+      // Messages taken before the broker closed are still being appended: wait, so the processors fold them.
+      await ingester.drain();
       await retention?.close();
       if (readSide) {
         await readSide.runner.waitFor(await log.lastSeq());

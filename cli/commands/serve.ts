@@ -120,8 +120,9 @@ export function registerServe(program: Command): void {
     const config = configFrom(cmd);
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
     const running = await startOrExplain(config, logger);
+    // Before the startup lines: whoever sees them may send SIGTERM at once.
+    closeOnSignals(() => running.close(), logger);
     printListening(running, config, process.stdout);
     logger.info({ mqtt: running.mqttUrl, http: running.httpUrl }, 'listening');
-    closeOnSignals(() => running.close(), logger);
   });
 }
