@@ -15,8 +15,10 @@
  * Why several connections: MQTT.js handles the packets of one connection strictly one after another, and the
  * next PUBLISH is handled only once the previous one's `customHandleAcks` callback ran (mqtt/build/lib/client.js
  * `work`/`nextTickWork`, handlers/publish.js). One connection therefore carries one append at a time and waits
- * for its fsync: a few hundred messages per second. N connections in the same share group have N appends in
- * flight, which the event log's group commit makes durable with one fsync.
+ * for its commit: measured behind Mosquitto, 2 300 msg/s with SQLite and 4 200 with JetStream, against 12 900 and
+ * 8 500 with 16 connections (README "Ingest from an external MQTT 5 broker"). N connections in the same share
+ * group have N appends in flight, which the event log's group commit makes durable together. MQTT.js has no
+ * manual-ack API, and acking before the append would break the guarantee, so more connections is the fix.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { Gauge } from 'prom-client';
@@ -45,7 +47,7 @@ export interface ExternalIngestOptions {
 }
 
 export interface ExternalIngestDeps {
-  ingester: Ingester;
+  ingester: Pick<Ingester, 'ingest'>;
   metrics: Metrics;
   logger: Logger;
 }
@@ -72,6 +74,9 @@ export async function startExternalIngest(
   const broker = new URL(options.brokerUrl);
   // The publisher's client id does not travel through a broker; dead letters and presence name the broker.
   const via = `via ${broker.host}`;
+  // Credentials may ride in the URL; messages that can be logged or printed never show the password.
+  if (broker.password) broker.password = '***';
+  const shownUrl = broker.toString();
   const connectedGauge = new Gauge({
     name: 'fleetlog_ingest_connections_connected',
     help: 'Subscriber connections of this ingest process to the external broker',
@@ -95,7 +100,7 @@ export async function startExternalIngest(
           reject(
             new FleetlogError(
               'ERR_BROKER_UNREACHABLE',
-              `could not connect and subscribe to ${options.brokerUrl} within ${timeoutMs} ms` +
+              `could not connect and subscribe to ${shownUrl} within ${timeoutMs} ms` +
                 (reason ? `: ${reason}` : ''),
             ),
           );
@@ -214,7 +219,7 @@ function openConnection(
   });
   client.on('close', () => {
     generation++;
-    if (subscribed) logger.warn('connection to the broker lost');
+    if (subscribed && !stopping) logger.warn('connection to the broker lost');
     subscribed = false;
     ctx.onState();
     if (stopping || reconnectTimer) return;

@@ -80,7 +80,7 @@ export function registerIngest(program: Command): void {
       [
         'fleetlog ingest is up',
         `  broker      ${redactUrl(config.brokerUrl)}  (${running.ingest.topicFilter}, QoS 1)`,
-        `  sessions    ${clientId}-0 … ${clientId}-${running.ingest.clientIds.length - 1}  (expire ${config.sessionExpirySec} s after disconnect)`,
+        `  sessions    ${sessionRange(running.ingest.clientIds)}  (expire ${config.sessionExpirySec} s after disconnect)`,
         `  event log   ${describeLog(config)}`,
         `  HTTP        ${running.httpUrl}  (/healthz, /metrics)`,
         '',
@@ -99,6 +99,10 @@ export function registerIngest(program: Command): void {
     );
     closeOnSignals(() => running.close(), logger);
   });
+}
+
+function sessionRange(ids: readonly string[]): string {
+  return ids.length === 1 ? (ids[0] ?? '') : `${ids[0] ?? ''} … ${ids[ids.length - 1] ?? ''}`;
 }
 
 function describeLog(config: Readonly<Config>): string {

@@ -35,7 +35,10 @@ export async function startMosquitto(): Promise<Mosquitto> {
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mosquitto did not start within 10 s:\n${output}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`mosquitto did not start within 10 s:\n${output}`)),
+      10_000,
+    );
     const check = () => {
       if (/mosquitto version [\d.]+ running/.test(output)) {
         clearTimeout(timer);
