@@ -38,7 +38,9 @@ export type ServerConfig = Pick<
   | 'processors'
   | 'retentionMs'
 > &
-  Partial<Pick<Config, 'natsUrl' | 'natsReplicas' | 'auth' | 'mqttsPort' | 'tlsCert' | 'tlsKey' | 'apiToken'>> &
+  Partial<
+    Pick<Config, 'natsUrl' | 'natsReplicas' | 'auth' | 'mqttsPort' | 'tlsCert' | 'tlsKey' | 'apiToken'>
+  > &
   InfluxSettings;
 
 /** The server settings at their defaults, on free ports of 127.0.0.1, data in `dataDir`: for tests and benchmarks. */

@@ -63,7 +63,7 @@ export function registerProcess(program: Command): void {
     'logLevel',
     'eventLog',
     'natsUrl',
-  'natsReplicas',
+    'natsReplicas',
     'apiToken',
     'snapshotEvery',
     'influxUrl',
