@@ -48,6 +48,10 @@ try {
     process.stderr.write(`fleetlog: ${err.message}\n`);
     process.exit(err.exitCode);
   }
+  if (isFleetlogError(err, 'ERR_LOG_LOCKED')) {
+    process.stderr.write(`fleetlog: ${err.message}\n`);
+    process.exit(1);
+  }
   if (isFleetlogError(err, 'ERR_CONFIG_INVALID')) {
     process.stderr.write(`fleetlog: ${err.message}\nSee fleetlog <command> --help for every setting.\n`);
     process.exit(2);

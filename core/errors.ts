@@ -5,6 +5,7 @@
 export const ERROR_CODES = {
   ERR_CONFIG_INVALID: 'configuration is invalid',
   ERR_LOG_CLOSED: 'the event log is closed',
+  ERR_LOG_LOCKED: 'another process writes to this event log',
   ERR_LOG_APPEND_FAILED: 'the event log could not append',
   ERR_LOG_CORRUPT: 'the event log failed its integrity check',
   ERR_QUERY_INVALID: 'a query parameter is invalid',

@@ -9,6 +9,7 @@ import type { AppendOutcome, EventLog, TailListener, TimePage } from './event-lo
 import { SCHEMA, type EventRow } from './sqlite-schema.js';
 import { afterCursor, byTimeThenSeq } from './time-order.js';
 import { createWalSyncer, type WalSyncer } from './wal-syncer.js';
+import { acquireWriterLock } from './writer-lock.js';
 
 export interface SqliteEventLogOptions {
   /** Directory that holds `events.db`; created if missing. */
@@ -64,13 +65,20 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   const checkpointBytes = options.checkpointBytes ?? 64 * 1024 * 1024;
 
   mkdirSync(options.dataDir, { recursive: true });
+  const writer = acquireWriterLock(options.dataDir);
   const file = path.join(options.dataDir, 'events.db');
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = OFF'); // durability comes from WalSyncer, off the event loop
-  db.pragma('wal_autocheckpoint = 0'); // checkpoints are ours, under synchronous=NORMAL
-  db.pragma('cache_size = -65536'); // 64 MiB
-  db.exec(SCHEMA);
+  let db: Database.Database;
+  try {
+    db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = OFF'); // durability comes from WalSyncer, off the event loop
+    db.pragma('wal_autocheckpoint = 0'); // checkpoints are ours, under synchronous=NORMAL
+    db.pragma('cache_size = -65536'); // 64 MiB
+    db.exec(SCHEMA);
+  } catch (err) {
+    writer.release();
+    throw err;
+  }
   options.onOpen?.(db);
   const wal = (options.walSyncer ?? createWalSyncer)(`${file}-wal`);
   const health = createWriteHealth({ store: 'eventlog', label: 'event log', dir: options.dataDir, logger });
@@ -455,6 +463,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
       // Closing checkpoints the WAL into the database and deletes it: that checkpoint must fsync.
       db.pragma('synchronous = NORMAL');
       db.close();
+      writer.release();
     },
   };
 }

@@ -97,6 +97,12 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       callback(denied);
       return;
     }
+    // Once closing, nothing new is taken: close() waits for the ingests already under way, and a message read
+    // after that point is not acknowledged (the connection is going), so the device resends it to the next run.
+    if (closing) {
+      callback(new Error('fleetlog is stopping'));
+      return;
+    }
     if (packet.topic.startsWith(`devices/${client.id}/`)) identify(client);
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     ingester.ingest({ clientId: client.id, topic: packet.topic, payload }).then(

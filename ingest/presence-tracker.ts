@@ -20,7 +20,7 @@ export interface PresenceTracker {
   ): Promise<PresenceOutcome>;
   /** Devices currently online. */
   online(): string[];
-  /** Marks every online device offline (reason `shutdown`): call before closing the log. */
+  /** Marks every online device offline (reason `shutdown`) and waits for every presence append under way: call before closing the log. */
   shutdown(): Promise<void>;
 }
 
@@ -31,10 +31,16 @@ export function createPresenceTracker(deps: {
 }): PresenceTracker {
   const now = deps.now ?? Date.now;
   const onlineDevices = new Set<string>();
+  // Appends under way, so shutdown can wait for them too: the broker records the disconnects it sees while it
+  // closes without waiting, and the processors must fold those events before the process exits.
+  const recording = new Set<Promise<unknown>>();
 
-  async function record(event: NewEvent): Promise<PresenceOutcome> {
-    const [outcome] = await deps.log.append([event]);
-    return outcome?.status === 'duplicate' ? 'duplicate' : 'appended';
+  function record(event: NewEvent): Promise<PresenceOutcome> {
+    const appended = deps.log.append([event]);
+    recording.add(appended);
+    const forget = () => recording.delete(appended);
+    appended.then(forget, forget);
+    return appended.then(([outcome]) => (outcome?.status === 'duplicate' ? 'duplicate' : 'appended'));
   }
 
   const tracker: PresenceTracker = {
@@ -70,6 +76,7 @@ export function createPresenceTracker(deps: {
     },
     async shutdown() {
       await Promise.all([...onlineDevices].map((id) => tracker.disconnected(id, 'broker', 'shutdown')));
+      await Promise.allSettled([...recording]);
     },
   };
   return tracker;

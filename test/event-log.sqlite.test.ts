@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { silentLogger } from '../core/logger.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { createSqliteEventLog, type SqliteEventLogOptions } from '../eventlog/sqlite-event-log.js';
 import { eventLogContract, telemetry } from './contracts/event-log.contract.js';
+import { CLI, spawnServe } from './helpers/spawn-server.js';
 
 const dirs = new WeakMap<EventLog, string>();
 function open(dataDir: string, extra: Partial<SqliteEventLogOptions> = {}): EventLog {
@@ -54,5 +56,40 @@ describe('sqlite event log', () => {
     await Promise.all(Array.from({ length: 200 }, (_, i) => log.append([telemetry(`d${i % 20}`, i)])));
     expect(log.stats()).toEqual({ lastSeq: 200, commits: 1 });
     await log.close();
+  });
+
+  it('lets one writer at a time open a data directory, and the next one once it closed', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-log-'));
+    const first = open(dir);
+    expect(() => open(dir)).toThrow(
+      `another process is writing to the event log in ${dir} (fleetlog serve or fleetlog ingest): stop it, or give this one another --data-dir`,
+    );
+    await first.append([telemetry('a', 1)]);
+    await first.close();
+    const second = open(dir);
+    expect(await second.lastSeq()).toBe(1);
+    await second.close();
+  });
+
+  it('refuses a second fleetlog serve on the same --data-dir, and takes one after a kill -9 of the first', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-log-'));
+    const first = await spawnServe(dir);
+    const second = spawnSync(process.execPath, [CLI, 'serve', '--mqtt-port', '0', '--http-port', '0'], {
+      env: { ...process.env, FLEETLOG_DATA_DIR: dir },
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect({ status: second.status, stderr: second.stderr }).toEqual({
+      status: 1,
+      stderr: `fleetlog: another process is writing to the event log in ${dir} (fleetlog serve or fleetlog ingest): stop it, or give this one another --data-dir\n`,
+    });
+    const exited = new Promise((resolve) => first.child.once('exit', resolve));
+    first.child.kill('SIGKILL');
+    await exited;
+    // The kernel dropped the dead process's lock: no stale lock file to clean up by hand.
+    const third = await spawnServe(dir);
+    const stopped = new Promise((resolve) => third.child.once('exit', resolve));
+    third.child.kill('SIGTERM');
+    expect(await stopped).toBe(0);
   });
 });
