@@ -2,12 +2,14 @@ import type { Aedes, AuthenticateHandler, AuthorizeSubscribeHandler, Client, Pub
 import type { Counter } from 'prom-client';
 import type { Logger } from '../core/logger.js';
 import type { DeviceCredentials, DeviceRole } from './device-credentials.js';
+import { createLoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
 
 /** Why the broker turned a client down; the `reason` label of fleetlog_mqtt_auth_refusals_total. */
 export type RefusalReason =
   | 'no_credentials'
   | 'unknown_device'
   | 'wrong_secret'
+  | 'throttled'
   | 'revoked'
   | 'client_id_mismatch'
   | 'will_denied'
@@ -33,6 +35,8 @@ export interface BrokerAuthOptions {
   credentials: DeviceCredentials;
   refusals: Counter<'reason'>;
   logger: Logger;
+  /** Failed logins per source address before its logins are limited to known-good secrets. */
+  throttle?: LoginThrottleOptions;
 }
 
 export interface BrokerAuth {
@@ -66,6 +70,10 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
   const { credentials, refusals } = options;
   const logger = options.logger.child({ component: 'broker-auth' });
   const identities = new WeakMap<Client, Identity>();
+  const throttle = createLoginThrottle(options.throttle);
+  /** Where a login comes from: the peer address (TCP, TLS), else the user name (streams without one). */
+  const sourceOf = (client: Client, username: string) =>
+    (client.conn as { remoteAddress?: string } | undefined)?.remoteAddress ?? `user:${username}`;
 
   function refused(client: Client, username: string | undefined, reason: RefusalReason, detail: object) {
     refusals.inc({ reason });
@@ -93,9 +101,20 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
       );
       return;
     }
-    credentials.verify(username, password).then(
+    const source = sourceOf(client, username);
+    credentials.verify(username, password, { cachedOnly: throttle.throttled(source) }).then(
       (result) => {
         if (!result.ok) {
+          if (result.reason === 'throttled') {
+            // 0x03 (server unavailable): try again later; this answer cost no hash.
+            refuse(
+              'throttled',
+              SERVER_UNAVAILABLE,
+              'too many failed logins from this address; try again later',
+            );
+            return;
+          }
+          if (result.reason === 'unknown_device' || result.reason === 'wrong_secret') throttle.failed(source);
           // 0x05 for a revoked device tells it that retrying the same secret is pointless; an unknown id
           // and a wrong secret share 0x04 so the answer does not reveal which device ids exist.
           if (result.reason === 'revoked') refuse('revoked', NOT_AUTHORIZED, 'this credential was revoked');

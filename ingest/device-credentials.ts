@@ -16,14 +16,23 @@ export interface CredentialInfo {
 
 export type AddResult = { ok: true; secret: string; role: DeviceRole } | { ok: false; reason: 'exists' };
 export type VerifyResult =
-  { ok: true; role: DeviceRole } | { ok: false; reason: 'unknown_device' | 'revoked' | 'wrong_secret' };
+  | { ok: true; role: DeviceRole }
+  | { ok: false; reason: 'unknown_device' | 'revoked' | 'wrong_secret' | 'throttled' };
 
 export interface DeviceCredentials {
   /** Creates a credential and returns its secret: the only time it exists outside the device. */
   add(deviceId: string, role?: DeviceRole): Promise<AddResult>;
   /** False when there is no valid credential to revoke. Listeners hear of it before this resolves. */
   revoke(deviceId: string): boolean;
-  verify(deviceId: string, secret: string | Buffer): Promise<VerifyResult>;
+  /**
+   * Checks a secret. With `cachedOnly`, only a secret that already verified in this process is accepted;
+   * anything that would need a scrypt is answered `throttled` at once (for sources that keep guessing).
+   */
+  verify(
+    deviceId: string,
+    secret: string | Buffer,
+    options?: { cachedOnly?: boolean },
+  ): Promise<VerifyResult>;
   get(deviceId: string): CredentialInfo | undefined;
   /** Called with the device id on every revocation (the broker disconnects that device). */
   onRevoke(listener: (deviceId: string) => void): void;
@@ -163,10 +172,12 @@ export function createDeviceCredentials(
       return true;
     },
 
-    async verify(deviceId, secret) {
+    async verify(deviceId, secret, verifyOptions) {
       const row = rows.get(deviceId);
       const given = typeof secret === 'string' ? Buffer.from(secret) : secret;
+      const cachedOnly = verifyOptions?.cachedOnly === true;
       if (!row) {
+        if (cachedOnly) return { ok: false, reason: 'throttled' };
         // As slow as a wrong secret, so the answer's timing does not tell which device ids exist.
         await scryptHash(given, decoySalt, cost);
         return { ok: false, reason: 'unknown_device' };
@@ -175,6 +186,7 @@ export function createDeviceCredentials(
       const fast = fastHash(deviceId, given);
       const cached = verified.get(deviceId);
       if (cached && timingSafeEqual(cached, fast)) return { ok: true, role: row.role };
+      if (cachedOnly) return { ok: false, reason: 'throttled' };
       const hash = await scryptHash(given, row.salt, { N: row.n, r: row.r, p: row.p });
       if (!timingSafeEqual(hash, row.hash)) return { ok: false, reason: 'wrong_secret' };
       // Revoked or replaced while scrypt ran: the answer above is stale.
