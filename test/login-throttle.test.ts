@@ -85,7 +85,8 @@ describe('failed logins against the broker (--auth required)', () => {
     expect(await connack('good-1', good)).toBe(0);
 
     const metric = await server.metrics.mqttAuthRefusals.get();
-    const byReason = Object.fromEntries(metric.values.map((v) => [v.labels.reason, v.value]));
+    const byReason: Record<string, number> = {};
+    for (const v of metric.values) byReason[String(v.labels.reason)] = v.value;
     expect(byReason).toEqual({ wrong_secret: 20, throttled: 2 });
   });
 });
