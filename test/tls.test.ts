@@ -139,6 +139,9 @@ describe.skipIf(!hasCommand('openssl'))('TLS for MQTT and the HTTP API (apt: ope
     try {
       const lines = spawned.output().split('\n');
       expect(lines).toContain(`  MQTT/TLS    mqtts://127.0.0.1:${mqttsPort}`);
+      expect(lines).toContain(
+        '  limits      payload 65,536 bytes, 20,000 connections, 2,000 msg/s per device (burst 2,000)',
+      );
       expect(lines.filter((l) => l.startsWith('  HTTP API    https://127.0.0.1:'))).toHaveLength(1);
       expect(lines).toContain(
         '  note        MQTT auth is off: any client may publish as any device (--auth required turns it on)',

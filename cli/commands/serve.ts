@@ -60,6 +60,18 @@ function describeLog(config: Readonly<Config>): string {
   }
 }
 
+/** The broker's limits in one line (README "Limits and hostile input" says what happens over each). */
+export function describeLimits(
+  config: Pick<Config, 'maxPayloadBytes' | 'maxConnections' | 'deviceRate' | 'deviceBurst'>,
+): string {
+  const n = (v: number) => v.toLocaleString('en-US');
+  const rate =
+    config.deviceRate === 0
+      ? 'no per-device rate limit'
+      : `${n(config.deviceRate)} msg/s per device (burst ${n(config.deviceBurst)})`;
+  return `payload ${n(config.maxPayloadBytes)} bytes, ${n(config.maxConnections)} connections, ${rate}`;
+}
+
 export function printListening(
   running: RunningFleetlog,
   config: Readonly<Config>,
@@ -79,6 +91,7 @@ export function printListening(
         : [
             `  InfluxDB    ${new URL(config.influxUrl).origin}  (org ${config.influxOrg}, bucket ${config.influxBucket})`,
           ]),
+      `  limits      ${describeLimits(config)}`,
       ...running.securityNotes.map((note) => `  note        ${note}`),
       '',
     ].join('\n'),
