@@ -415,14 +415,25 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('nats-server'))(
 
     it('starts JetStream with the compose command and passes its healthcheck', async () => {
       const service = resolvedCompose().services.nats ?? {};
-      expect(service.command).toEqual(['-js', '-sd', '/data', '-m', '8222']);
+      expect(service.command).toEqual(['-c', '/etc/nats/nats-server.conf', '-m', '8222']);
+      expect(rawCompose.services.nats?.volumes).toContain(
+        './deploy/nats/nats-server.conf:/etc/nats/nats-server.conf:ro',
+      );
       const storeDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-nats-'));
       dir = storeDir;
       const monitor = await freePort();
       const client = await freePort();
-      // The image's entrypoint is nats-server; only the volume path and ports move, and it listens on 127.0.0.1.
+      // The image's entrypoint is nats-server, run with the repo's config as mounted: only the store directory
+      // (a /data volume in the image) and the ports move, and it listens on 127.0.0.1.
+      const conf = readFileSync(path.join(ROOT, 'deploy/nats/nats-server.conf'), 'utf8');
+      expect(conf).toContain('store_dir: "/data/jetstream"');
+      const confFile = path.join(storeDir, 'nats-server.conf');
+      writeFileSync(
+        confFile,
+        conf.replace('store_dir: "/data/jetstream"', `store_dir: "${storeDir}/jetstream"`),
+      );
       const args = (service.command ?? []).map((a) =>
-        a === '/data' ? storeDir : a === '8222' ? String(monitor) : a,
+        a === '/etc/nats/nats-server.conf' ? confFile : a === '8222' ? String(monitor) : a,
       );
       nats = spawn('nats-server', [...args, '-p', String(client), '-a', '127.0.0.1'], {
         stdio: 'ignore',
