@@ -39,11 +39,16 @@ export interface SimulatorOptions {
    * credentials the fleet is that one device (devices must be 1) and its id is the user name.
    */
   credentials?: { username: string; password: string } | undefined;
+  /** Per device id, its MQTT credentials (a whole fleet against `--auth required`; see `simulate --provision`). */
+  fleetCredentials?: Readonly<Record<string, { username: string; password: string }>> | undefined;
 }
 
-export type ResolvedSimulatorOptions = Required<Omit<SimulatorOptions, 'durationMs' | 'credentials'>> & {
+export type ResolvedSimulatorOptions = Required<
+  Omit<SimulatorOptions, 'durationMs' | 'credentials' | 'fleetCredentials'>
+> & {
   durationMs: number | undefined;
   credentials: { username: string; password: string } | undefined;
+  fleetCredentials: Readonly<Record<string, { username: string; password: string }>> | undefined;
 };
 
 const DEFAULTS = {
@@ -77,6 +82,7 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
     drainTimeoutMs: options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs,
     tickMs: options.tickMs ?? DEFAULTS.tickMs,
     credentials: options.credentials,
+    fleetCredentials: options.fleetCredentials,
   };
   const problems: string[] = [];
   const check = (ok: boolean, problem: string) => {

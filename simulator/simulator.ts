@@ -108,7 +108,13 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
           logger.debug({ err, deviceId: spec.deviceId }, 'publish failed');
         },
       },
-      { url: o.url, qos: o.qos, maxInflight: o.maxInflightPerDevice, now, credentials: o.credentials },
+      {
+        url: o.url,
+        qos: o.qos,
+        maxInflight: o.maxInflightPerDevice,
+        now,
+        credentials: o.fleetCredentials?.[spec.deviceId] ?? o.credentials,
+      },
       logger.child({ deviceId: spec.deviceId }),
     );
   }

@@ -339,6 +339,52 @@ describe('the CLI against --auth required', () => {
     expect(refused.stderr).toContain('Is the broker running?');
   });
 
+  it('simulate --provision issues the whole fleet credentials through the API, and replaces them on the next run', async () => {
+    const run = () =>
+      cli(
+        'simulate',
+        '--provision',
+        '--url',
+        server.mqttUrl,
+        '--api',
+        server.httpUrl,
+        '--devices',
+        '3',
+        '--id-prefix',
+        'prov',
+        '--rate',
+        '60',
+        '--duration',
+        '500ms',
+        '--seed',
+        '11',
+        '--verify',
+        '--log-level',
+        'warn',
+      );
+    const ids = ['prov-env-0001', 'prov-tracker-0002', 'prov-meter-0003'];
+    for (const round of [1, 2]) {
+      const sim = await run();
+      expect({ round, code: sim.code, stderr: sim.stderr.split('\n')[0] }).toEqual({
+        round,
+        code: 0,
+        stderr: `issued credentials to 3 devices through ${server.httpUrl}`,
+      });
+      expect(sim.stdout).toMatch(/^unacked +0$/m);
+      const acked = Number(/^acked +(\d+)$/m.exec(sim.stdout)?.[1]);
+      expect(acked).toBeGreaterThan(0);
+    }
+    // The second run found credentials in place (409), revoked them and issued new ones: all valid again.
+    const db = new Database(path.join(dataDir, 'credentials.db'), { readonly: true });
+    const rows = db
+      .prepare(
+        "SELECT device_id, revoked_at IS NULL AS valid FROM device_credentials WHERE device_id LIKE 'prov-%' ORDER BY device_id",
+      )
+      .all();
+    db.close();
+    expect(rows).toEqual(ids.sort().map((device_id) => ({ device_id, valid: 1 })));
+  });
+
   it('simulate refuses --username with more than one device, and --username without --password', async () => {
     const many = await cli('simulate', '--username', 'a', '--password', 'b', '--devices', '3');
     expect([many.code, many.stderr]).toEqual([

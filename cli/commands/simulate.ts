@@ -3,10 +3,11 @@ import { parseDuration } from '../../core/duration.js';
 import { isFleetlogError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { PROFILE_NAMES } from '../../simulator/device-profile.js';
-import type { ProfileMix } from '../../simulator/plan-fleet.js';
+import { planFleet, type ProfileMix } from '../../simulator/plan-fleet.js';
 import { createSimulator, type Simulator, type SimulatorSummary } from '../../simulator/simulator.js';
 import { verifyAgainstApi, type VerifyReport } from '../../simulator/verify.js';
 import { CliError } from '../api-client.js';
+import { provisionCredentials } from '../provision-credentials.js';
 import { addSettings, configFrom, mqttCredentials } from '../settings-options.js';
 
 interface SimulateFlags {
@@ -19,6 +20,7 @@ interface SimulateFlags {
   profiles: string;
   verify?: boolean;
   verifyWait: string;
+  provision?: boolean;
 }
 
 interface SimulateArgs {
@@ -66,6 +68,10 @@ export function registerSimulate(program: Command): void {
       'afterwards, check through the API (--api) that every acked message is in the log exactly once; exit 1 if not',
     )
     .option(
+      '--provision',
+      'against --auth required: first issue every simulated device a credential through the API (--api, --api-token); a device id that has one gets a new secret',
+    )
+    .option(
       '--verify-wait <time>',
       'with --verify, while acked messages are missing, read again every second for up to this long: an external broker acks before ingest has appended',
       '0s',
@@ -81,6 +87,7 @@ export function registerSimulate(program: Command): void {
         '  fleetlog simulate --devices 100 --rate 500 --duration 60s',
         '  fleetlog simulate --url mqtt://127.0.0.1:1883 --devices 5 --rate 200 --duration 30s --qos 1 --seed 42 --verify',
         '  fleetlog simulate --username sensor-1 --password SECRET --rate 5   # one device, against --auth required',
+        '  fleetlog simulate --provision --devices 50 --rate 100 --api-token TOKEN   # a fleet, against --auth required',
       ].join('\n'),
     );
   addSettings(cmd, ['mqttUrl', 'mqttUsername', 'mqttPassword', 'apiUrl', 'apiToken', 'logLevel']);
@@ -88,7 +95,29 @@ export function registerSimulate(program: Command): void {
     const config = configFrom(cmd);
     const credentials = mqttCredentials(config);
     const args = parseFlags(flags, credentials !== undefined);
+    if (flags.provision && credentials !== undefined) {
+      throw new CliError(
+        '--provision issues credentials for the whole simulated fleet; --username/--password are one device: use one or the other',
+        2,
+      );
+    }
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
+    const fleetCredentials = flags.provision
+      ? await provisionCredentials(
+          { apiUrl: config.apiUrl, apiToken: config.apiToken },
+          planFleet({
+            devices: args.devices,
+            seed: args.seed,
+            idPrefix: args.idPrefix,
+            profiles: args.profiles,
+          }).map((s) => s.deviceId),
+        )
+      : undefined;
+    if (fleetCredentials) {
+      process.stderr.write(
+        `issued credentials to ${Object.keys(fleetCredentials).length} devices through ${config.apiUrl}\n`,
+      );
+    }
     const sim = createSimulator(
       {
         url: config.mqttUrl,
@@ -102,6 +131,7 @@ export function registerSimulate(program: Command): void {
         // Only a verified run needs every acked seq kept; a long unverified run would just grow memory.
         trackAcked: args.verify,
         credentials,
+        fleetCredentials,
       },
       { logger: logger.child({ command: 'simulate' }) },
     );
