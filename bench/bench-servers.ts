@@ -1,11 +1,16 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
-import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/start-fleetlog.js';
+import {
+  localServerConfig,
+  startFleetlog,
+  type RunningFleetlog,
+  type ServerConfig,
+} from '../app/start-fleetlog.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import { cpuSeconds } from './process-usage.js';
@@ -30,9 +35,10 @@ export interface BenchServer {
  */
 export async function startFleetlogServer(
   processors: 'on' | 'off' = 'on',
+  overrides: Partial<ServerConfig> = {},
 ): Promise<BenchServer & { running: RunningFleetlog }> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-'));
-  const running = await startFleetlog(localServerConfig(dataDir, { processors }), {
+  const running = await startFleetlog(localServerConfig(dataDir, { processors, ...overrides }), {
     logger: silentLogger(),
     metrics: createMetrics(),
   });
@@ -129,6 +135,66 @@ export async function startMosquittoWithSubscriber(): Promise<BenchServer> {
     cpuSeconds: () => cpuSeconds(child.pid as number) + ownCpuSeconds(),
     async close() {
       await sub.endAsync(true);
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The nats-server config fleetlog ships; the bench moves only its store directory. */
+const NATS_CONFIG = path.resolve(import.meta.dirname, '../../deploy/nats/nats-server.conf');
+
+/**
+ * fleetlog as `serve --event-log jetstream` runs it, against a `nats-server -js` started here with the
+ * shipped config on a free port of 127.0.0.1. CPU counts both processes: the log's work moved into NATS.
+ */
+export async function startFleetlogOnJetStream(): Promise<BenchServer> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-nats-'));
+  const port = await freePort();
+  const conf = path.join(dir, 'nats-server.conf');
+  writeFileSync(
+    conf,
+    readFileSync(NATS_CONFIG, 'utf8').replace(
+      /store_dir: "[^"]*"/,
+      `store_dir: ${JSON.stringify(path.join(dir, 'store'))}`,
+    ),
+  );
+  const child = spawn('nats-server', ['-c', conf, '-a', '127.0.0.1', '-p', String(port)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${output}`)), 15_000);
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (output.includes('Server is ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run nats-server (apt-get install nats-server): ${err.message}`));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`nats-server exited with ${code}:\n${output}`));
+    });
+  });
+  const fleetlog = await startFleetlogServer('on', {
+    eventLog: 'jetstream',
+    natsUrl: `nats://127.0.0.1:${port}`,
+  });
+  return {
+    url: fleetlog.url,
+    received: () => fleetlog.received(),
+    cpuSeconds: () => fleetlog.cpuSeconds() + cpuSeconds(child.pid as number),
+    async close() {
+      await fleetlog.close();
+      child.removeAllListeners('exit');
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
       rmSync(dir, { recursive: true, force: true });

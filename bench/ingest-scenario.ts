@@ -12,13 +12,13 @@ import { median } from './stats.js';
 const PUBLISHERS = 50;
 const WINDOW = 100;
 
-interface Measured {
+export interface Measured {
   rate: number;
   /** CPU the server side used per acknowledged message, µs: robust against other load on the machine. */
   cpuMicros: number;
 }
 
-async function measure(start: () => Promise<BenchServer>, durationMs: number): Promise<Measured> {
+export async function measure(start: () => Promise<BenchServer>, durationMs: number): Promise<Measured> {
   const server = await start();
   try {
     const cpu0 = server.cpuSeconds();

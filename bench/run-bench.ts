@@ -3,6 +3,7 @@ import os from 'node:os';
 import { Presets, SingleBar } from 'cli-progress';
 import { connectionsScenario } from './connections-scenario.js';
 import { ingestScenario } from './ingest-scenario.js';
+import { jetstreamScenario } from './jetstream-scenario.js';
 import { latencyScenario } from './latency-scenario.js';
 import { logAppendScenario } from './log-append-scenario-def.js';
 import { readScenarios } from './read-scenarios.js';
@@ -15,6 +16,7 @@ const SCENARIOS: Scenario[] = [
   readScenarios,
   connectionsScenario,
   logAppendScenario,
+  jetstreamScenario,
 ];
 
 export const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
