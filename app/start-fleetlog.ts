@@ -193,6 +193,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
       mqtt: { clients: broker.aedes.connectedClients, devicesOnline: presence.online().length },
     }),
     credentials,
+    broker: { host: config.host, port: broker.port },
     ...(config.apiToken !== undefined ? { apiToken: config.apiToken } : {}),
     ...(tls ? { tls } : {}),
   });

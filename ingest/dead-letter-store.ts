@@ -34,8 +34,8 @@ export interface DeadLetterStore {
   /** Resolves once the letter is durable: only then is the message acknowledged to the device. */
   add(letter: NewDeadLetter): Promise<void>;
   list(query: DeadLetterQuery): Promise<DeadLetter[]>;
-  /** Totals by reason, since the store was created. */
-  counts(): Promise<Partial<Record<RejectReason, number>>>;
+  /** Totals by reason since the store was created: the whole fleet's, or one device's when `deviceId` is given. */
+  counts(deviceId?: string): Promise<Partial<Record<RejectReason, number>>>;
   /** Whether letters reach the disk right now (stores on a local disk report it; /healthz answers 503 when not). */
   writeHealth?(): WriteHealth;
   close(): Promise<void>;

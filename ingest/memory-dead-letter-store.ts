@@ -21,9 +21,11 @@ export function createMemoryDeadLetterStore(): DeadLetterStore {
           .slice(0, limit),
       );
     },
-    counts() {
+    counts(deviceId) {
       const counts: Partial<Record<RejectReason, number>> = {};
-      for (const l of letters) counts[l.reason] = (counts[l.reason] ?? 0) + 1;
+      for (const l of letters) {
+        if (deviceId === undefined || l.deviceId === deviceId) counts[l.reason] = (counts[l.reason] ?? 0) + 1;
+      }
       return Promise.resolve(counts);
     },
     close() {

@@ -34,6 +34,9 @@ export function openReadOnlyDeadLetterStore(dataDir: string): DeadLetterStore {
     `SELECT * FROM dead_letters WHERE id > ? AND (? IS NULL OR reason = ?) AND (? IS NULL OR device_id = ?) ORDER BY id LIMIT ?`,
   );
   const countByReason = db.prepare('SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason');
+  const countDeviceByReason = db.prepare(
+    'SELECT reason, count(*) AS n FROM dead_letters WHERE device_id = ? GROUP BY reason',
+  );
   return {
     add: () =>
       Promise.reject(new FleetlogError('ERR_UNAVAILABLE', 'dead letters are written by ingest, not here')),
@@ -48,8 +51,11 @@ export function openReadOnlyDeadLetterStore(dataDir: string): DeadLetterStore {
       ) as Row[];
       return Promise.resolve(rows.map(toDeadLetter));
     },
-    counts() {
-      const rows = countByReason.all() as { reason: RejectReason; n: number }[];
+    counts(deviceId) {
+      const rows = (deviceId === undefined ? countByReason.all() : countDeviceByReason.all(deviceId)) as {
+        reason: RejectReason;
+        n: number;
+      }[];
       return Promise.resolve(Object.fromEntries(rows.map((r) => [r.reason, r.n])));
     },
     close() {

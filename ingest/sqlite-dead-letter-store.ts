@@ -53,6 +53,7 @@ export function createSqliteDeadLetterStore(
       payload TEXT NOT NULL, payload_encoding TEXT NOT NULL, truncated INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS dead_letters_by_reason ON dead_letters (reason, id);
+    CREATE INDEX IF NOT EXISTS dead_letters_by_device ON dead_letters (device_id, reason);
   `);
   const insert = db.prepare(
     `INSERT INTO dead_letters (received_at, client_id, topic, device_id, reason, detail, payload_bytes, payload, payload_encoding, truncated)
@@ -62,6 +63,9 @@ export function createSqliteDeadLetterStore(
     `SELECT * FROM dead_letters WHERE id > ? AND (? IS NULL OR reason = ?) AND (? IS NULL OR device_id = ?) ORDER BY id LIMIT ?`,
   );
   const countByReason = db.prepare('SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason');
+  const countDeviceByReason = db.prepare(
+    'SELECT reason, count(*) AS n FROM dead_letters WHERE device_id = ? GROUP BY reason',
+  );
   const writeAll = db.transaction((letters: NewDeadLetter[]) => {
     for (const l of letters) {
       insert.run(
@@ -115,8 +119,11 @@ export function createSqliteDeadLetterStore(
       ) as Row[];
       return Promise.resolve(rows.map(toDeadLetter));
     },
-    counts() {
-      const rows = countByReason.all() as { reason: RejectReason; n: number }[];
+    counts(deviceId) {
+      const rows = (deviceId === undefined ? countByReason.all() : countDeviceByReason.all(deviceId)) as {
+        reason: RejectReason;
+        n: number;
+      }[];
       return Promise.resolve(Object.fromEntries(rows.map((r) => [r.reason, r.n])));
     },
     writeHealth() {

@@ -10,19 +10,21 @@ export function registerDeadLetterRoutes(app: FastifyInstance, deadLetters: Dead
     const after = p.nonNegativeInt('after');
     const limit = p.limit();
     const reason = p.oneOf<RejectReason | ''>('reason', REJECT_REASONS, '');
+    const deviceId = p.device();
     if (p.problems.length > 0) return badRequest(reply, p.problems);
     try {
       const letters = await deadLetters.list({
         after,
         limit,
         reason: reason || undefined,
-        deviceId: req.query.device,
+        deviceId,
       });
       const last = letters.at(-1);
       return {
         deadLetters: letters,
         next: letters.length === limit && last ? String(last.id) : null,
-        counts: await deadLetters.counts(),
+        // With a device filter, that device's totals: fleet totals beside its letters would mislead.
+        counts: await deadLetters.counts(deviceId),
       };
     } catch (err) {
       // A process that does not ingest (fleetlog process) may have no dead letters to show: say where they are.

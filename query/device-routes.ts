@@ -5,12 +5,12 @@ import { viewDevice } from '../processors/device-aggregate.js';
 import { AGGREGATES } from '../processors/rollup.js';
 import type { ReadSide } from '../processors/start-processors.js';
 import { listDevices, stateAsOf } from './device-queries.js';
-import { badRequest, notFound, Params, type Query } from './params.js';
+import { badRequest, DEVICE_ID_RULE, notFound, Params, type Query } from './params.js';
 import { querySeries } from './series.js';
 
 /** Most windows one series request may ask for. */
 const MAX_WINDOWS = 10_000;
-const ID_PROBLEM = 'id: a device id is 1-128 characters of A-Z a-z 0-9 _ . : -';
+const ID_PROBLEM = `id: ${DEVICE_ID_RULE}`;
 
 type DeviceRequest = { Params: { id: string }; Querystring: Query };
 

@@ -9,10 +9,11 @@ import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import type { ReadSide } from '../processors/start-processors.js';
 import { registerApiToken } from './api-token.js';
-import { registerCredentialRoutes } from './credential-routes.js';
+import { registerCredentialRoutes, type BrokerAddress } from './credential-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { registerDeadLetterRoutes } from './dead-letter-routes.js';
 import { registerDeviceRoutes } from './device-routes.js';
+import { answerFrameworkError, MAX_PARAM_LENGTH } from './framework-errors.js';
 import { registerOpsRoutes } from './ops-routes.js';
 import { registerStreamRoute } from './stream-route.js';
 
@@ -27,6 +28,8 @@ export interface HttpServerDeps {
   health?: () => Record<string, unknown>;
   /** Serves /api/devices/:id/credentials (device authentication). */
   credentials?: DeviceCredentials;
+  /** The embedded broker's listen address, answered with a new credential so the CLI can say where to connect. */
+  broker?: BrokerAddress;
   /** When set, every route but /healthz and the login page requires it (query/api-token.ts). */
   apiToken?: string;
   /** Serve HTTPS with this certificate. */
@@ -42,7 +45,8 @@ export function createHttpServer(deps: HttpServerDeps) {
     // One log line per request is too many for an API polled by dashboards; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     // Device ids may contain ':' and '.'; keep them as path parameters.
-    routerOptions: { maxParamLength: 256 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: answerFrameworkError,
     // HTTPS through a factory keeps the instance typed as the plain HTTP one every route module takes; at runtime
     // an https.Server is an http.Server with TLS in front (same request, upgrade and close events).
     ...(deps.tls
@@ -53,7 +57,7 @@ export function createHttpServer(deps: HttpServerDeps) {
       : {}),
   });
   if (deps.apiToken !== undefined) registerApiToken(app, deps.apiToken, { secure: deps.tls !== undefined });
-  if (deps.credentials) registerCredentialRoutes(app, deps.credentials);
+  if (deps.credentials) registerCredentialRoutes(app, deps.credentials, deps.broker);
   registerOpsRoutes(app, deps);
   registerDeviceRoutes(app, deps.log, deps.readSide);
   registerDeadLetterRoutes(app, deps.deadLetters);

@@ -1,12 +1,16 @@
 import type { FastifyReply } from 'fastify';
 import { isEventType, type EventType } from '../core/event.js';
-import { parseTime, TIME_FORMATS_HINT } from '../core/time-parse.js';
+import { checkTime } from '../core/time-parse.js';
+import { isValidDeviceId } from '../core/topics.js';
 import type { TimeCursor } from '../eventlog/event-log.js';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 10_000;
 
 export type Query = Record<string, string | undefined>;
+
+/** What a device id may be (core/topics.ts), as problems name it. */
+export const DEVICE_ID_RULE = 'a device id is 1-128 characters of A-Z a-z 0-9 _ . : -';
 
 const DURATION = /^(\d+)(s|m|h|d)$/;
 const DURATION_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -19,12 +23,22 @@ export class Params {
     private readonly now = Date.now(),
   ) {}
 
+  /** A time; absent is undefined, but an empty one is a problem (`at=` must not quietly mean now). */
   time(name: string): number | undefined {
     const raw = this.query[name];
-    if (raw === undefined || raw === '') return undefined;
-    const t = parseTime(raw, this.now);
-    if (t === undefined) this.problems.push(`${name}: "${raw}" is not a time; use ${TIME_FORMATS_HINT}`);
-    return t;
+    if (raw === undefined) return undefined;
+    const parsed = checkTime(raw, this.now);
+    if (parsed.ok) return parsed.time;
+    this.problems.push(`${name}: ${parsed.problem}`);
+    return undefined;
+  }
+
+  /** A device id filter (`device`), checked like the ids devices publish under. */
+  device(name = 'device'): string | undefined {
+    const raw = this.query[name];
+    if (raw === undefined) return undefined;
+    if (!isValidDeviceId(raw)) this.problems.push(`${name}: ${DEVICE_ID_RULE}`);
+    return raw;
   }
 
   limit(): number {
@@ -103,6 +117,12 @@ export function badRequest(reply: FastifyReply, problems: string[]) {
   return reply
     .code(400)
     .send({ error: 'Bad Request', code: 'ERR_QUERY_INVALID', message: problems.join('; '), problems });
+}
+
+export function unsupportedMediaType(reply: FastifyReply, message: string) {
+  return reply
+    .code(415)
+    .send({ error: 'Unsupported Media Type', code: 'ERR_UNSUPPORTED_MEDIA_TYPE', message });
 }
 
 export function notFound(reply: FastifyReply, message: string) {

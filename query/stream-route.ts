@@ -18,7 +18,7 @@ export function registerStreamRoute(app: FastifyInstance, log: EventLog, metrics
   app.get<{ Querystring: Query }>('/api/stream', async (req, reply) => {
     const p = new Params(req.query);
     const types = p.types();
-    const device = req.query.device;
+    const device = p.device();
     const lastId = req.headers['last-event-id'];
     const after =
       typeof lastId === 'string' && /^\d+$/.test(lastId) ? Number(lastId) : p.nonNegativeInt('after');

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import type { RunningFleetlog } from '../../app/start-fleetlog.js';
+import { DEFAULT_CONFIG, type Config } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { CliError } from '../api-client.js';
 import { createSimulator } from '../../simulator/simulator.js';
@@ -36,15 +38,11 @@ export function registerDemo(program: Command): void {
     );
     await simulator.start();
     printListening(running, config, process.stdout);
-    const first = simulator.deviceIds[0] ?? 'sim-env-0001';
     process.stdout.write(
       [
         `  simulator   ${opts.devices} devices, ${opts.rate} msg/s in total, QoS 1`,
         '',
-        'Try next, in another terminal:',
-        `  npx fleetlog subscribe 'devices/+/telemetry'`,
-        `  npx fleetlog history ${first} --from -5m`,
-        `  curl -s ${running.httpUrl}/api/devices/${first}/events?limit=5`,
+        ...tryNext(running, config, simulator.deviceIds[0] ?? 'sim-env-0001'),
         '',
         'Ctrl-C stops the simulator, then the broker, then flushes and closes the log.',
         '',
@@ -55,4 +53,28 @@ export function registerDemo(program: Command): void {
       await running.close();
     }, logger);
   });
+}
+
+/**
+ * Commands to paste into another terminal, each working as printed: `--url`/`--api` appear when the demo runs
+ * elsewhere than the CLI's defaults, and a token is taken from that terminal's FLEETLOG_API_TOKEN, never printed.
+ */
+export function tryNext(
+  running: Pick<RunningFleetlog, 'mqttUrl' | 'httpUrl'>,
+  config: Pick<Config, 'apiToken'>,
+  deviceId: string,
+): string[] {
+  const same = (a: string, b: string) => new URL(a).href === new URL(b).href;
+  const url = same(running.mqttUrl, DEFAULT_CONFIG.mqttUrl) ? '' : ` --url ${running.mqttUrl}`;
+  const api = same(running.httpUrl, DEFAULT_CONFIG.apiUrl) ? '' : ` --api ${running.httpUrl}`;
+  const token = config.apiToken === undefined ? '' : ` -H "Authorization: Bearer $FLEETLOG_API_TOKEN"`;
+  return [
+    config.apiToken === undefined
+      ? 'Try next, in another terminal:'
+      : "Try next, in another terminal with FLEETLOG_API_TOKEN set to the server's token:",
+    `  npx fleetlog subscribe 'devices/+/telemetry'${url}`,
+    `  npx fleetlog history ${deviceId} --from -5m${api}`,
+    // Quoted: an unquoted ? is a glob, and zsh refuses a glob that matches no file.
+    `  curl -s${token} '${running.httpUrl}/api/devices/${deviceId}/events?limit=5'`,
+  ];
 }

@@ -70,8 +70,10 @@ export function registerDeviceCommands(program: Command): void {
         .map(([k, m]) => `${k}=${num(m.last)}`)
         .join(' '),
     ]);
+    // The note is part of the table: on stdout, right under it. On stderr it parted from the table whenever the
+    // two streams were read apart (a pipe, a file, a CI log) and turned up under whatever was printed next.
     out(table(['device', 'status', 'last seen', 'events', 'last values'], rows));
-    if (page.next) process.stderr.write('(more devices follow; raise --limit)\n');
+    if (page.next) out('(more devices follow; raise --limit)');
   });
 
   registerCredentialCommands(devices);
@@ -156,23 +158,34 @@ function registerCredentialCommands(devices: Command): void {
     .option('--operator', 'an operator: may subscribe to every topic and publish commands to any device')
     .addHelpText(
       'after',
-      '\nOnly a scrypt hash of the secret is kept: note it now, or revoke and add again.\n\nExample:\n  fleetlog devices add sensor-1',
+      [
+        '',
+        'Only a scrypt hash of the secret is kept: note it now, or revoke and add again.',
+        'The connect examples use the broker the server reports (its MQTT port, on the host --api reaches);',
+        '--url (FLEETLOG_MQTT_URL) names another, e.g. a load balancer in front of it.',
+        '',
+        'Example:',
+        '  fleetlog devices add sensor-1',
+      ].join('\n'),
     );
   addSettings(add, ['apiUrl', 'apiToken', 'mqttUrl']);
   add.action(async (id: string, opts: { operator?: boolean }) => {
     const config = configFrom(add);
     const role = opts.operator ? 'operator' : 'device';
-    const created = await requestJson<{ deviceId: string; role: string; secret: string }>(
-      config,
-      'POST',
-      `/api/devices/${encodeURIComponent(id)}/credentials`,
-      { role },
-    );
-    const broker = new URL(config.mqttUrl);
+    const created = await requestJson<{
+      deviceId: string;
+      role: string;
+      secret: string;
+      mqtt?: { host: string; port: number };
+    }>(config, 'POST', `/api/devices/${encodeURIComponent(id)}/credentials`, { role });
+    const urlGiven =
+      add.opts<{ url?: string }>().url !== undefined || process.env.FLEETLOG_MQTT_URL !== undefined;
+    const broker = brokerAddress(urlGiven ? config.mqttUrl : (created.mqtt ?? config.mqttUrl), config.apiUrl);
+    const credential = `--username '${id}' --password '${created.secret}'`;
     const example =
       role === 'operator'
-        ? `mosquitto_sub -h ${broker.hostname} -p ${broker.port || 1883} -u '${id}' -P '${created.secret}' -t 'devices/#' -v`
-        : `mosquitto_pub -h ${broker.hostname} -p ${broker.port || 1883} -i '${id}' -u '${id}' -P '${created.secret}' -q 1 -t 'devices/${id}/telemetry' -m '{"temperature":21.5}'`;
+        ? `mosquitto_sub -h ${broker.host} -p ${broker.port} -u '${id}' -P '${created.secret}' -t 'devices/#' -v`
+        : `mosquitto_pub -h ${broker.host} -p ${broker.port} -i '${id}' -u '${id}' -P '${created.secret}' -q 1 -t 'devices/${id}/telemetry' -m '{"temperature":21.5}'`;
     out(
       [
         `${role} ${id} created. Its secret, shown this once:`,
@@ -184,8 +197,8 @@ function registerCredentialCommands(devices: Command): void {
           : 'Connect with client id = user name = this id and password = the secret, e.g.:',
         `  ${example}`,
         role === 'operator'
-          ? `  fleetlog subscribe '#' --username '${id}' --password '${created.secret}'`
-          : `  fleetlog simulate --username '${id}' --password '${created.secret}' --rate 1`,
+          ? `  fleetlog subscribe '#' --url '${broker.url}' ${credential}`
+          : `  fleetlog simulate --url '${broker.url}' ${credential} --rate 1`,
       ].join('\n'),
     );
   });
@@ -200,4 +213,21 @@ function registerCredentialCommands(devices: Command): void {
     await requestJson(configFrom(revoke), 'DELETE', `/api/devices/${encodeURIComponent(id)}/credentials`);
     out(`${id} revoked; its connections were closed`);
   });
+}
+
+/**
+ * Where a device reaches the broker: a URL as given (--url), or the address the server reports. A server that
+ * listens on every interface (0.0.0.0, ::) is reached on the host the CLI reached the API on.
+ */
+function brokerAddress(
+  given: string | { host: string; port: number },
+  apiUrl: string,
+): { host: string; port: number; url: string } {
+  if (typeof given === 'string') {
+    const url = new URL(given);
+    return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 1883), url: given };
+  }
+  const everywhere = given.host === '0.0.0.0' || given.host === '::' || given.host === '';
+  const host = everywhere ? new URL(apiUrl).hostname.replace(/^\[(.*)\]$/, '$1') : given.host;
+  return { host, port: given.port, url: `mqtt://${host.includes(':') ? `[${host}]` : host}:${given.port}` };
 }

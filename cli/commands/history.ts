@@ -52,8 +52,9 @@ export function registerHistory(program: Command): void {
       let after: string | null = null;
       do {
         const q = new URLSearchParams({ limit: String(Math.min(limit - events.length, 10_000)) });
-        if (opts.from) q.set('from', opts.from);
-        if (opts.to) q.set('to', opts.to);
+        // An empty --from '' goes to the API, which says it is empty instead of quietly reading all history.
+        if (opts.from !== undefined) q.set('from', opts.from);
+        if (opts.to !== undefined) q.set('to', opts.to);
         if (opts.type) q.set('type', opts.type);
         if (after) q.set('after', after);
         const page: Page = await getJson<Page>(
@@ -68,8 +69,9 @@ export function registerHistory(program: Command): void {
         return;
       }
       const rows = events.map((e) => [new Date(e.time).toISOString(), String(e.version), e.type, summary(e)]);
-      process.stdout.write(`${table(['time', 'version', 'type', 'data'], rows)}\n`);
-      if (after) process.stderr.write(`(more events follow; raise --limit)\n`);
+      // Under its table, on the same stream (see `fleetlog devices`).
+      const more = after ? '(more events follow; raise --limit)\n' : '';
+      process.stdout.write(`${table(['time', 'version', 'type', 'data'], rows)}\n${more}`);
     },
   );
 }

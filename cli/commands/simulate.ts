@@ -7,6 +7,7 @@ import { planFleet, type ProfileMix } from '../../simulator/plan-fleet.js';
 import { createSimulator, type Simulator, type SimulatorSummary } from '../../simulator/simulator.js';
 import { verifyAgainstApi, type VerifyReport } from '../../simulator/verify.js';
 import { CliError } from '../api-client.js';
+import { brokerConnectError } from '../broker-connect-error.js';
 import { provisionCredentials } from '../provision-credentials.js';
 import { addSettings, configFrom, mqttCredentials } from '../settings-options.js';
 
@@ -142,9 +143,7 @@ export function registerSimulate(program: Command): void {
       );
       await sim.start().catch((err: unknown) => {
         if (!isFleetlogError(err, 'ERR_BROKER_UNREACHABLE')) throw err;
-        throw new CliError(
-          `${err.message}\nIs the broker running? Point to it with --url or FLEETLOG_MQTT_URL.`,
-        );
+        throw brokerConnectError(err);
       });
       const stopProgress = showProgress(sim, args.devices, logger);
       await sim.finished;
