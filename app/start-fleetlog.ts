@@ -15,7 +15,9 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../ingest/embedded-bro
 import { createIngester } from '../ingest/ingester.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
 import { startMqttsListener } from '../ingest/mqtts-listener.js';
+import { createMemoryPresenceStore } from '../ingest/presence-store.js';
 import { createPresenceTracker } from '../ingest/presence-tracker.js';
+import { createSqlitePresenceStore } from '../ingest/sqlite-presence-store.js';
 import { createSqliteDeadLetterStore } from '../ingest/sqlite-dead-letter-store.js';
 import { influxTarget, type InfluxSettings } from '../processors/influx-target.js';
 import { startRetention } from '../processors/retention.js';
@@ -30,6 +32,7 @@ export type ServerConfig = Pick<
   | 'mqttPort'
   | 'httpPort'
   | 'maxPayloadBytes'
+  | 'maxClockSkewMs'
   | 'maxConnections'
   | 'deviceRate'
   | 'deviceBurst'
@@ -45,7 +48,7 @@ export type ServerConfig = Pick<
 
 /** The server settings at their defaults, on free ports of 127.0.0.1, data in `dataDir`: for tests and benchmarks. */
 export function localServerConfig(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  const { maxPayloadBytes, maxConnections, deviceRate, deviceBurst } = DEFAULT_CONFIG;
+  const { maxPayloadBytes, maxClockSkewMs, maxConnections, deviceRate, deviceBurst } = DEFAULT_CONFIG;
   const { eventLog, snapshotEvery, processors, retentionMs } = DEFAULT_CONFIG;
   return {
     dataDir,
@@ -53,6 +56,7 @@ export function localServerConfig(dataDir: string, overrides: Partial<ServerConf
     mqttPort: 0,
     httpPort: 0,
     maxPayloadBytes,
+    maxClockSkewMs,
     maxConnections,
     deviceRate,
     deviceBurst,
@@ -144,7 +148,14 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
           logger: logger.child({ component: 'retention' }),
         })
       : undefined;
-  const presence = createPresenceTracker({ log, logger: logger.child({ component: 'presence' }) });
+  const presenceStore =
+    config.eventLog === 'memory' ? createMemoryPresenceStore() : createSqlitePresenceStore(config.dataDir);
+  const presence = createPresenceTracker({
+    log,
+    store: presenceStore,
+    logger: logger.child({ component: 'presence' }),
+  });
+  await presence.recoverAfterCrash();
   const ingester = createIngester({
     log,
     deadLetters,
@@ -152,6 +163,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     metrics,
     logger: logger.child({ component: 'ingest' }),
     maxPayloadBytes: config.maxPayloadBytes,
+    maxClockSkewMs: config.maxClockSkewMs,
   });
   const credentials = createDeviceCredentials({
     dataDir: config.eventLog === 'memory' ? null : config.dataDir,
@@ -240,6 +252,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
       await http.close();
       await log.close();
       await deadLetters.close();
+      presenceStore.close();
       credentials.close();
     },
   };

@@ -17,6 +17,7 @@ export type IngestServiceConfig = Pick<
   | 'host'
   | 'httpPort'
   | 'maxPayloadBytes'
+  | 'maxClockSkewMs'
   | 'natsUrl'
   | 'natsReplicas'
   | 'brokerUrl'
@@ -71,6 +72,7 @@ export async function startIngest(
     metrics,
     logger: logger.child({ component: 'ingest' }),
     maxPayloadBytes: config.maxPayloadBytes,
+    maxClockSkewMs: config.maxClockSkewMs,
   });
   let ingest: ExternalIngest;
   try {

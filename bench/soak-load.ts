@@ -1,5 +1,8 @@
 import mqtt, { type MqttClient } from 'mqtt';
+import { contentEventId } from '../core/event-id.js';
+import { messageFingerprint } from '../simulator/message-fingerprint.js';
 import { createSeededRandom } from '../simulator/seeded-random.js';
+import type { AckedMessage } from '../simulator/verify.js';
 
 export interface SoakLoadOptions {
   url: string;
@@ -32,8 +35,8 @@ export interface SoakLoad {
   counts(): SoakLoadCounts;
   /** Stops sending, waits (bounded) for acknowledgements, disconnects every device cleanly. */
   stop(): Promise<void>;
-  /** Per device, the acknowledged seqs: what `verifyAgainstApi` checks. */
-  acked(): Record<string, number[]>;
+  /** Per device, the acknowledged messages: what `verifyAgainstApi` checks. */
+  acked(): Record<string, AckedMessage[]>;
 }
 
 interface Device {
@@ -43,7 +46,7 @@ interface Device {
   inflight: number;
   /** Seqs whose connection closed before their PUBACK: a real device sends them again. */
   resend: number[];
-  acked: number[];
+  acked: AckedMessage[];
 }
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -52,6 +55,18 @@ const T0 = Date.UTC(2026, 0, 1);
 function payload(seq: number): string {
   const v = (seq % 1000) / 10;
   return `{"ts":${T0 + seq * 100},"seq":${seq},"metrics":{"temperature":${(18 + v / 10).toFixed(2)},"humidity":${(40 + v / 5).toFixed(2)},"rssi":${-60 - (seq % 30)}}}`;
+}
+
+/** What the log must hold for one acknowledged message: its content-derived id and its content. */
+function ackedMessage(deviceId: string, seq: number): AckedMessage {
+  const topic = `devices/${deviceId}/telemetry`;
+  const text = payload(seq);
+  const { ts, metrics } = JSON.parse(text) as { ts: number; metrics: Record<string, number> };
+  return {
+    id: contentEventId(deviceId, seq, topic, text),
+    seq,
+    fingerprint: messageFingerprint('TelemetryRecorded', ts, { metrics }),
+  };
 }
 
 /** Sustained QoS 1 load from devices that keep connecting and disconnecting, as a flaky fleet does. */
@@ -120,7 +135,7 @@ export async function startSoakLoad(options: SoakLoadOptions): Promise<SoakLoad>
         return;
       }
       counts.acked++;
-      device.acked.push(seq);
+      device.acked.push(ackedMessage(device.id, seq));
     });
   }
 

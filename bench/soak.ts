@@ -105,15 +105,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   await load.stop();
   const counts = load.counts();
 
-  let verify = { checked: 0, missing: 0, duplicated: 0 };
+  let verify = { checked: 0, missing: 0, duplicated: 0, altered: 0 };
   if (!serverDied) {
     process.stderr.write(`soak: verifying ${counts.acked.toLocaleString('en-US')} acknowledged messages\n`);
     const report = await verifyAgainstApi({ apiUrl: server.httpUrl, acked: load.acked() });
-    verify = { checked: report.checked, missing: report.missing, duplicated: report.duplicated };
-    if (report.missing > 0 || report.duplicated > 0) {
-      const bad = report.devices.filter((d) => d.missing.length > 0 || d.duplicated.length > 0).slice(0, 5);
+    verify = {
+      checked: report.checked,
+      missing: report.missing,
+      duplicated: report.duplicated,
+      altered: report.altered,
+    };
+    if (report.missing > 0 || report.duplicated > 0 || report.altered > 0) {
+      const bad = report.devices
+        .filter((d) => d.missing.length > 0 || d.duplicated.length > 0 || d.altered.length > 0)
+        .slice(0, 5);
       failures.push(
-        `${report.missing} acknowledged messages missing, ${report.duplicated} duplicated; first devices: ${JSON.stringify(bad.map((d) => ({ deviceId: d.deviceId, missing: d.missing.slice(0, 10), duplicated: d.duplicated.slice(0, 10) })))}`,
+        `${report.missing} acknowledged messages missing, ${report.duplicated} duplicated, ${report.altered} altered; first devices: ${JSON.stringify(bad.map((d) => ({ deviceId: d.deviceId, missing: d.missing.slice(0, 10).map((m) => m.seq), duplicated: d.duplicated.slice(0, 10), altered: d.altered.slice(0, 10) })))}`,
       );
     }
   }

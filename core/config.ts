@@ -17,6 +17,11 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Largest accepted device payload, bytes. */
   maxPayloadBytes: number;
+  /**
+   * How far ahead of the receive time a device's `ts` may be, ms, before it is not trusted: the event then takes
+   * the receive time and keeps the device's time beside it (counted per device as clock-corrected).
+   */
+  maxClockSkewMs: number;
   /** Open MQTT connections the embedded broker accepts (TCP and WebSocket); more are closed at accept. */
   maxConnections: number;
   /** Messages per second one MQTT client may publish (token bucket); 0 = no limit. */
@@ -136,6 +141,10 @@ function retention(raw: string): number | undefined | { error: string } {
     : { error: `must be at least 1h (the horizon moves in whole hours), got "${raw}"` };
 }
 
+function duration(raw: string): number | { error: string } {
+  return parseDuration(raw);
+}
+
 function text(raw: string): string | { error: string } {
   return raw.length > 0 ? raw : { error: 'must not be empty' };
 }
@@ -209,6 +218,16 @@ export const SETTINGS = [
     description:
       'largest accepted device payload, bytes; larger ones are dead-lettered, and a packet over 66 KiB more closes its connection',
     parse: positiveInt,
+  }),
+  setting({
+    key: 'maxClockSkewMs',
+    flag: '--max-clock-skew',
+    env: 'FLEETLOG_MAX_CLOCK_SKEW',
+    default: 300_000,
+    defaultText: '5m',
+    description:
+      'a device ts further ahead of the receive time than this (or before 2000) is not trusted: the reading is kept at the receive time with the device time beside it, and counted',
+    parse: duration,
   }),
   setting({
     key: 'maxConnections',

@@ -30,6 +30,17 @@ export interface Metrics {
   sinkErrors: Counter<'projection'>;
   /** Points an external sink confirmed (outcome written) or the server refused as data (outcome rejected). */
   sinkPoints: Counter<'projection' | 'outcome'>;
+  /**
+   * Fleet totals of the per-device accounting, from the read model and the dead-letter store (so they survive
+   * restarts, unlike the counters above): messages by outcome (appended, duplicate, dead_lettered).
+   */
+  accountedMessages: Gauge<'outcome'>;
+  /** Duplicates by why: resend, retransmission, status. */
+  accountedDuplicates: Gauge<'reason'>;
+  /** Device counter resets, summed over the fleet. */
+  counterResets: Gauge;
+  /** Readings whose time was set to the receive time, by why: ahead, unsynced. */
+  clockCorrected: Gauge<'reason'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -116,6 +127,29 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'fleetlog_sink_points_total',
       help: 'Points an external sink confirmed (written) or the server refused as data (rejected)',
       labelNames: ['projection', 'outcome'],
+      registers,
+    }),
+    accountedMessages: new Gauge({
+      name: 'fleetlog_accounted_messages',
+      help: 'Device messages over the whole history, by outcome (appended, duplicate, dead_lettered); received is their sum',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    accountedDuplicates: new Gauge({
+      name: 'fleetlog_accounted_duplicates',
+      help: 'Duplicate messages over the whole history, by reason (resend, retransmission, status)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    counterResets: new Gauge({
+      name: 'fleetlog_device_counter_resets',
+      help: 'Times device message counters started again (reboots, firmware resets), summed over the fleet',
+      registers,
+    }),
+    clockCorrected: new Gauge({
+      name: 'fleetlog_clock_corrected',
+      help: 'Readings whose device time was not trusted and was set to the receive time, by reason (ahead, unsynced)',
+      labelNames: ['reason'],
       registers,
     }),
   };

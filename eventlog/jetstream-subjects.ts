@@ -33,10 +33,13 @@ export function decodeDeviceToken(token: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** The stored body: the envelope without the positions (`seq` is the stream's, `version` is a header). */
+/** The stored body: the whole envelope but the positions (`seq` is the stream's, `version` is a header). */
 export function encodeEvent(event: NewEvent): Uint8Array {
-  const { id, deviceId, type, time, receivedAt, data } = event;
-  return Buffer.from(JSON.stringify({ id, deviceId, type, time, receivedAt, data }));
+  // A StoredEvent may be passed where a NewEvent is expected: leave its positions out.
+  const envelope: Partial<StoredEvent> = { ...event };
+  delete envelope.seq;
+  delete envelope.version;
+  return Buffer.from(JSON.stringify(envelope));
 }
 
 export function versionHeaders(version: number): MsgHdrs {

@@ -6,7 +6,14 @@ import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createWriteHealth } from '../core/write-health.js';
 import type { AppendOutcome, EventLog, TailListener, TimePage } from './event-log.js';
-import { SCHEMA, type EventRow } from './sqlite-schema.js';
+import {
+  EVENT_COLUMN_COUNT,
+  EVENT_COLUMNS,
+  migrateSchema,
+  rowToEvent,
+  SCHEMA,
+  type EventRow,
+} from './sqlite-schema.js';
 import { afterCursor, byTimeThenSeq } from './time-order.js';
 import { createWalSyncer, type WalSyncer } from './wal-syncer.js';
 import { acquireWriterLock } from './writer-lock.js';
@@ -47,6 +54,7 @@ interface Device {
 }
 
 const ROWS_PER_INSERT = 64;
+const PLACEHOLDERS = Array.from({ length: EVENT_COLUMN_COUNT }, () => '?').join(', ');
 
 /** What one transaction wrote, applied to the in-memory state once it has committed. */
 interface Committed {
@@ -75,6 +83,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     db.pragma('wal_autocheckpoint = 0'); // checkpoints are ours, under synchronous=NORMAL
     db.pragma('cache_size = -65536'); // 64 MiB
     db.exec(SCHEMA);
+    migrateSchema(db);
   } catch (err) {
     writer.release();
     throw err;
@@ -84,12 +93,10 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   const health = createWriteHealth({ store: 'eventlog', label: 'event log', dir: options.dataDir, logger });
 
   const q = {
-    insertEvent: db.prepare(
-      'INSERT INTO events (seq, device_key, version, id, type, time, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
+    insertEvent: db.prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES (${PLACEHOLDERS})`),
     // One statement for many rows: each run() call costs about as much as the insert itself.
     insertEvents: db.prepare(
-      `INSERT INTO events (seq, device_key, version, id, type, time, received_at, data) VALUES ${Array.from({ length: ROWS_PER_INSERT }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+      `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${Array.from({ length: ROWS_PER_INSERT }, () => `(${PLACEHOLDERS})`).join(', ')}`,
     ),
     insertDevice: db.prepare(
       'INSERT INTO devices (device_id, last_version) VALUES (?, 0) RETURNING device_key',
@@ -172,17 +179,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   let indexFailing = false;
 
   function toEvent(row: EventRow): StoredEvent {
-    const device = devicesByKey.get(row.device_key);
-    return {
-      seq: row.seq,
-      version: row.version,
-      id: row.id,
-      deviceId: device?.id ?? `#${row.device_key}`,
-      type: row.type,
-      time: row.time,
-      receivedAt: row.received_at,
-      data: JSON.parse(row.data) as unknown,
-    } as StoredEvent;
+    return rowToEvent(row, devicesByKey.get(row.device_key)?.id ?? `#${row.device_key}`);
   }
 
   function addToTail(event: StoredEvent): void {
@@ -223,14 +220,26 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
         const version = (versions.get(device) ?? device.lastVersion) + 1;
         versions.set(device, version);
         seq++;
-        rows.push(seq, device.key, version, e.id, e.type, e.time, e.receivedAt, JSON.stringify(e.data));
-        if (rows.length === ROWS_PER_INSERT * 8) q.insertEvents.run(rows.splice(0));
+        rows.push(
+          seq,
+          device.key,
+          version,
+          e.id,
+          e.type,
+          e.time,
+          e.receivedAt,
+          JSON.stringify(e.data),
+          e.deviceSeq ?? null,
+          e.deviceTime ?? null,
+        );
+        if (rows.length === ROWS_PER_INSERT * EVENT_COLUMN_COUNT) q.insertEvents.run(rows.splice(0));
         known.set(e.id, seq);
         written.push({ ...e, seq, version });
         return { status: 'appended', seq, version };
       }),
     );
-    for (let i = 0; i < rows.length; i += 8) q.insertEvent.run(rows.slice(i, i + 8));
+    for (let i = 0; i < rows.length; i += EVENT_COLUMN_COUNT)
+      q.insertEvent.run(rows.slice(i, i + EVENT_COLUMN_COUNT));
     return { outcomes, written, lastSeq: seq, versions };
   });
 

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { EventLog, TailListener } from './event-log.js';
-import type { EventRow } from './sqlite-schema.js';
+import { rowToEvent, type EventRow } from './sqlite-schema.js';
 
 export type LogReader = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq'> & { close(): Promise<void> };
 
@@ -36,17 +36,7 @@ export function openSqliteLogReader(dataDir: string, options: { pollMs?: number 
     }
     return deviceIds.get(key) ?? `#${key}`;
   };
-  const toEvent = (r: EventRow): StoredEvent =>
-    ({
-      seq: r.seq,
-      version: r.version,
-      id: r.id,
-      deviceId: deviceId(r.device_key),
-      type: r.type,
-      time: r.time,
-      receivedAt: r.received_at,
-      data: JSON.parse(r.data) as unknown,
-    }) as StoredEvent;
+  const toEvent = (r: EventRow): StoredEvent => rowToEvent(r, deviceId(r.device_key));
 
   const listeners = new Set<TailListener>();
   let seen = maxSeq.get() as number;

@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import type { StoredEvent } from '../core/event.js';
 import type { EventLog, TimePage } from './event-log.js';
 import { readOnlyEventLog } from './read-only-event-log.js';
-import type { EventRow } from './sqlite-schema.js';
+import { rowToEvent, type EventRow } from './sqlite-schema.js';
 import { openSqliteLogReader } from './sqlite-log-reader.js';
 import { afterCursor, byTimeThenSeq } from './time-order.js';
 
@@ -36,17 +36,7 @@ export function openSqliteReadOnlyLog(dataDir: string, options: { pollMs?: numbe
        ORDER BY t.time, t.seq LIMIT ?`,
     ),
   };
-  const toEvent = (deviceId: string, r: EventRow): StoredEvent =>
-    ({
-      seq: r.seq,
-      version: r.version,
-      id: r.id,
-      deviceId,
-      type: r.type,
-      time: r.time,
-      receivedAt: r.received_at,
-      data: JSON.parse(r.data) as unknown,
-    }) as StoredEvent;
+  const toEvent = (deviceId: string, r: EventRow): StoredEvent => rowToEvent(r, deviceId);
 
   /** The device's key and the index mark, read inside the caller's transaction. */
   const locate = (deviceId: string) => {

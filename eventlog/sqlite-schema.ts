@@ -1,3 +1,6 @@
+import type Database from 'better-sqlite3';
+import type { StoredEvent } from '../core/event.js';
+
 /**
  * SQLite layout of the event log, designed for ~100k durable appends/s with 1,000 devices interleaved.
  *
@@ -21,7 +24,9 @@ CREATE TABLE IF NOT EXISTS events (
   type        TEXT NOT NULL,
   time        INTEGER NOT NULL,
   received_at INTEGER NOT NULL,
-  data        TEXT NOT NULL
+  data        TEXT NOT NULL,
+  device_seq  INTEGER,          -- the device's own counter, when it sent one
+  device_time INTEGER           -- the device's own time, only when it was not trusted (time = received_at then)
 );
 CREATE TABLE IF NOT EXISTS id_index (
   id  TEXT PRIMARY KEY,
@@ -43,8 +48,22 @@ CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (key, value) VALUES ('indexed_through', 0), ('schema_version', 1);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('indexed_through', 0), ('schema_version', 2);
 `;
+
+/**
+ * Schema version 1 (before the identity and clock-skew fields) lacks two nullable columns: adding them is a
+ * metadata change in SQLite (no table rewrite), so an existing data directory opens as it is. Old events keep the
+ * ids they were stored under; new ones get content-derived ids (core/event-id.ts), which never equal an old id.
+ */
+export function migrateSchema(db: Database.Database): void {
+  const columns = new Set(
+    (db.prepare('PRAGMA table_info(events)').all() as { name: string }[]).map((c) => c.name),
+  );
+  if (!columns.has('device_seq')) db.exec('ALTER TABLE events ADD COLUMN device_seq INTEGER');
+  if (!columns.has('device_time')) db.exec('ALTER TABLE events ADD COLUMN device_time INTEGER');
+  db.exec("UPDATE meta SET value = 2 WHERE key = 'schema_version' AND value < 2");
+}
 
 export interface EventRow {
   seq: number;
@@ -55,4 +74,28 @@ export interface EventRow {
   time: number;
   received_at: number;
   data: string;
+  /** Absent when a reader opens a log the writer has not migrated yet. */
+  device_seq?: number | null;
+  device_time?: number | null;
+}
+
+/** The columns of an event row, in the order the insert statements bind them. */
+export const EVENT_COLUMNS =
+  'seq, device_key, version, id, type, time, received_at, data, device_seq, device_time';
+export const EVENT_COLUMN_COUNT = 10;
+
+/** One row back into an event; the row was written by this log, so its fields are trusted. */
+export function rowToEvent(row: EventRow, deviceId: string): StoredEvent {
+  return {
+    seq: row.seq,
+    version: row.version,
+    id: row.id,
+    deviceId,
+    type: row.type,
+    time: row.time,
+    receivedAt: row.received_at,
+    ...(row.device_seq == null ? {} : { deviceSeq: row.device_seq }),
+    ...(row.device_time == null ? {} : { deviceTime: row.device_time }),
+    data: JSON.parse(row.data) as unknown,
+  } as StoredEvent;
 }

@@ -16,8 +16,9 @@ import type { Metrics } from '../core/metrics.js';
 import { isValidDeviceId } from '../core/topics.js';
 import type { BrokerAuth } from './broker-auth.js';
 import { createBrokerLimits, type BrokerLimitsOptions } from './broker-limits.js';
-import type { Ingester } from './ingester.js';
+import type { Ingester, PublishTransport } from './ingester.js';
 import type { PresenceTracker } from './presence-tracker.js';
+import { createQos2Receipts } from './qos2-receipts.js';
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -78,6 +79,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   }
 
   let appendsFailing = false;
+  const receipts = createQos2Receipts();
   const authorizePublish: AuthorizePublishHandler = (client, packet, callback) => {
     if (packet.topic.startsWith('$SYS')) {
       callback(new Error('$SYS topics are reserved'));
@@ -105,12 +107,25 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     }
     if (packet.topic.startsWith(`devices/${client.id}/`)) identify(client);
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-    ingester.ingest({ clientId: client.id, topic: packet.topic, payload }).then(
+    const transport: PublishTransport = { qos: packet.qos, packetId: packet.messageId, dup: packet.dup };
+    const qos2Id = packet.qos === 2 ? packet.messageId : undefined;
+    if (qos2Id !== undefined) {
+      if (receipts.awaiting(client.id, qos2Id)) transport.awaitingRelease = true;
+      else receipts.received(client.id, qos2Id);
+    }
+    ingester.ingest({ clientId: client.id, topic: packet.topic, payload, transport }).then(
       () => {
+        // A retransmission answered while its original was still being appended: if that append failed (and
+        // was forgotten), no PUBREC may go out for the copy either, or the device would think it delivered.
+        if (transport.awaitingRelease && qos2Id !== undefined && !receipts.awaiting(client.id, qos2Id)) {
+          callback(new Error('the original of this QoS 2 retransmission was not stored'));
+          return;
+        }
         appendsFailing = false;
         callback(null);
       },
       (err: unknown) => {
+        if (qos2Id !== undefined && !transport.awaitingRelease) receipts.forget(client.id, qos2Id);
         metrics.appendFailures.inc();
         // A full disk fails every message of a resending fleet: warn once per outage (the store logs why).
         logger[appendsFailing ? 'debug' : 'warn'](
@@ -157,6 +172,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     ...(options.auth ? { authorizeSubscribe: options.auth.authorizeSubscribe } : {}),
   });
   options.auth?.attach(aedes);
+  receipts.attach(aedes);
 
   aedes.on('client', (client) => {
     metrics.mqttClients.set(aedes.connectedClients);

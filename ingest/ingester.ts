@@ -1,14 +1,34 @@
+import { randomUUID } from 'node:crypto';
+import type { DuplicateReason, NewEvent } from '../core/event.js';
+import { contentDigest } from '../core/event-id.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { boundedPayload, type DeadLetterStore } from './dead-letter-store.js';
 import { parseMessage } from './parse-message.js';
 import type { PresenceTracker } from './presence-tracker.js';
+import { createResendMemory, type ResendMemory } from './resend-memory.js';
+
+/** What the MQTT layer knows about a PUBLISH beyond its topic and payload. */
+export interface PublishTransport {
+  qos: 0 | 1 | 2;
+  /** Packet identifier (QoS 1 and 2). */
+  packetId?: number;
+  /** The DUP flag: the client may have sent this packet before. */
+  dup: boolean;
+  /**
+   * QoS 2 only: a PUBLISH with this packet id from this client is still waiting for its PUBREL, so this one is a
+   * retransmission and must not be delivered again [MQTT-4.3.3-2].
+   */
+  awaitingRelease?: boolean;
+}
 
 export interface IngestMessage {
   clientId: string;
   topic: string;
   payload: Buffer;
+  /** Absent where the transport is not MQTT-level visible (tests, tools): no transport-level resend detection. */
+  transport?: PublishTransport;
 }
 
 export type IngestOutcome = 'appended' | 'duplicate' | 'rejected' | 'passthrough' | 'unchanged';
@@ -33,12 +53,16 @@ export interface IngesterDeps {
   logger: Logger;
   /** Largest accepted payload, bytes. */
   maxPayloadBytes: number;
+  /** How far ahead of the receive time a device's `ts` is still trusted, ms (see parse-message.ts). */
+  maxClockSkewMs: number;
   now?: () => number;
+  resendMemory?: ResendMemory;
 }
 
 export function createIngester(deps: IngesterDeps): Ingester {
   const { log, deadLetters, presence, metrics, logger } = deps;
   const now = deps.now ?? Date.now;
+  const resends = deps.resendMemory ?? createResendMemory();
   // Bound once: resolving a label set on every message costs more than the increment.
   const counters = new Map<IngestOutcome, { inc(): void }>();
   const count = (outcome: IngestOutcome) => {
@@ -55,9 +79,48 @@ export function createIngester(deps: IngesterDeps): Ingester {
     if (--inFlight === 0) for (const resolve of drained.splice(0)) resolve();
   };
 
-  async function ingest({ clientId, topic, payload }: IngestMessage): Promise<IngestOutcome> {
+  /**
+   * A message that carried nothing new is recorded as a small DuplicateReceived event (not its content), so the
+   * per-device accounting adds up from the log alone: received = appended + duplicates + dead-lettered.
+   */
+  async function recordDuplicate(
+    deviceId: string,
+    receivedAt: number,
+    reason: DuplicateReason,
+    clientId: string,
+    duplicateOf?: string,
+  ): Promise<'duplicate'> {
+    await log.append([
+      {
+        id: randomUUID(),
+        deviceId,
+        type: 'DuplicateReceived',
+        time: receivedAt,
+        receivedAt,
+        data: { reason, clientId, ...(duplicateOf === undefined ? {} : { duplicateOf }) },
+      },
+    ]);
+    return 'duplicate';
+  }
+
+  /** For a message with no identity of its own, an MQTT retransmission takes the id its first copy got. */
+  function applyTransportIdentity(event: NewEvent, message: IngestMessage): void {
+    const { transport, clientId } = message;
+    if (!transport || transport.qos === 0 || transport.packetId === undefined) return;
+    const digest = contentDigest(message.topic, message.payload);
+    const earlier = transport.dup ? resends.recall(clientId, transport.packetId, digest) : undefined;
+    if (earlier !== undefined) event.id = earlier;
+    else resends.remember(clientId, transport.packetId, digest, event.id);
+  }
+
+  async function ingest(message: IngestMessage): Promise<IngestOutcome> {
+    const { clientId, topic, payload, transport } = message;
     const receivedAt = now();
-    const parsed = parseMessage(topic, payload, { maxPayloadBytes: deps.maxPayloadBytes, receivedAt });
+    const parsed = parseMessage(topic, payload, {
+      maxPayloadBytes: deps.maxPayloadBytes,
+      maxClockSkewMs: deps.maxClockSkewMs,
+      receivedAt,
+    });
     switch (parsed.kind) {
       case 'passthrough':
         count('passthrough');
@@ -84,13 +147,25 @@ export function createIngester(deps: IngesterDeps): Ingester {
       case 'event': {
         const { event } = parsed;
         let outcome: IngestOutcome;
-        if (event.type === 'DeviceConnected') {
-          outcome = await presence.connected(event.deviceId, 'status', clientId);
-        } else if (event.type === 'DeviceDisconnected') {
-          outcome = await presence.disconnected(event.deviceId, 'status', 'status', clientId);
+        if (transport?.awaitingRelease) {
+          outcome = await recordDuplicate(event.deviceId, receivedAt, 'retransmission', clientId);
+        } else if (event.type === 'DeviceConnected' || event.type === 'DeviceDisconnected') {
+          const presenceOutcome =
+            event.type === 'DeviceConnected'
+              ? await presence.connected(event.deviceId, 'status', clientId)
+              : await presence.disconnected(event.deviceId, 'status', 'status', clientId);
+          // A status that repeats the presence already recorded carried nothing new.
+          outcome =
+            presenceOutcome === 'appended'
+              ? 'appended'
+              : await recordDuplicate(event.deviceId, receivedAt, 'status', clientId);
         } else {
+          if (!parsed.identified) applyTransportIdentity(event, message);
           const [result] = await log.append([event]);
-          outcome = result?.status === 'duplicate' ? 'duplicate' : 'appended';
+          outcome =
+            result?.status === 'duplicate'
+              ? await recordDuplicate(event.deviceId, receivedAt, 'resend', clientId, event.id)
+              : 'appended';
         }
         count(outcome);
         return outcome;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { NewEvent } from '../core/event.js';
+import { contentEventId } from '../core/event-id.js';
 import { parseTopic, type DeviceTopic } from '../core/topics.js';
 
 /** Why a message was turned away; stored with its dead letter and counted per reason in /metrics. */
@@ -35,7 +36,11 @@ export const REJECT_REASONS: readonly RejectReason[] = [
 ];
 
 export type ParseResult =
-  | { kind: 'event'; event: NewEvent }
+  /**
+   * `identified`: the id was derived from what the device sent (the payload carries `seq` or `ts`), so a resend
+   * maps to it; otherwise it is random and only the transport can tell a resend (see core/event-id.ts).
+   */
+  | { kind: 'event'; event: NewEvent; identified: boolean }
   | { kind: 'rejected'; reason: RejectReason; detail: string; deviceId?: string }
   | { kind: 'passthrough' };
 
@@ -44,11 +49,17 @@ export interface ParseOptions {
   maxPayloadBytes: number;
   /** Ingest time, epoch ms. */
   receivedAt: number;
+  /**
+   * How far a device's `ts` may be ahead of the receive time, ms, before it is not trusted (FLEETLOG_MAX_CLOCK_SKEW).
+   * An untrusted time is replaced by the receive time and kept as `deviceTime`; the reading is never dropped.
+   */
+  maxClockSkewMs: number;
 }
 
-/** Event times outside 2000-01-01..2100-01-01 are almost always seconds sent as milliseconds, or garbage. */
+/** Before this a device clock has not synced (it counts from 1970 at boot): its `ts` is not trusted. */
 const MIN_TIME = Date.UTC(2000, 0, 1);
-const MAX_TIME = Date.UTC(2100, 0, 1);
+/** A numeric `ts` that lands this close to the receive time once multiplied by 1000 was sent in seconds. */
+const SECONDS_WINDOW_MS = 86_400_000;
 const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /**
@@ -98,7 +109,7 @@ export function parseMessage(topic: string, payload: Buffer, options: ParseOptio
     } catch {
       throw new Rejection('invalid_encoding', 'payload is not valid UTF-8');
     }
-    return { kind: 'event', event: toEvent(deviceTopic, text, options.receivedAt) };
+    return toEvent(deviceTopic, topic, payload, text, options);
   } catch (err) {
     if (err instanceof Rejection) {
       return { kind: 'rejected', reason: err.reason, detail: err.detail, deviceId: deviceTopic.deviceId };
@@ -119,41 +130,59 @@ function checkTopicLimits(topic: string): string | undefined {
     : undefined;
 }
 
-function toEvent(topic: DeviceTopic, text: string, receivedAt: number): NewEvent {
+function toEvent(
+  topic: DeviceTopic,
+  rawTopic: string,
+  payload: Buffer,
+  text: string,
+  options: ParseOptions,
+): ParseResult & { kind: 'event' } {
   const { deviceId } = topic;
+  const { receivedAt } = options;
   if (topic.kind === 'status') {
     const status = text.trim();
     if (status !== 'online' && status !== 'offline') {
       throw new Rejection('invalid_status', 'status payload must be "online" or "offline"');
     }
     const base = { id: randomUUID(), deviceId, time: receivedAt, receivedAt };
-    return status === 'online'
-      ? { ...base, type: 'DeviceConnected', data: { source: 'status' } }
-      : { ...base, type: 'DeviceDisconnected', data: { source: 'status', reason: 'status' } };
+    const event: NewEvent =
+      status === 'online'
+        ? { ...base, type: 'DeviceConnected', data: { source: 'status' } }
+        : { ...base, type: 'DeviceDisconnected', data: { source: 'status', reason: 'status' } };
+    return { kind: 'event', event, identified: false };
   }
 
   const body = topic.kind === 'event' && text.trim() === '' ? {} : parseObject(text);
-  const time = body.ts === undefined ? receivedAt : parseTime(body.ts);
+  const clock = body.ts === undefined ? { time: receivedAt } : eventTime(body.ts, options);
   const seq = body.seq === undefined ? undefined : parseSeq(body.seq);
-  const id = seq === undefined ? randomUUID() : `${deviceId}:${seq}`;
-  const base = { id, deviceId, time, receivedAt };
-
-  switch (topic.kind) {
-    case 'telemetry':
-      return { ...base, type: 'TelemetryRecorded', data: { metrics: parseMetrics(body) } };
-    case 'state': {
-      const state = isWrapped(body, 'state') ? asObject(body.state, 'state') : withoutEnvelope(body);
-      if (Object.keys(state).length === 0)
-        throw new Rejection('invalid_shape', 'state report has no attributes');
-      checkShape(state, 'state');
-      return { ...base, type: 'StateReported', data: { state } };
+  const identified = seq !== undefined || body.ts !== undefined;
+  const base = {
+    id: identified ? contentEventId(deviceId, seq, rawTopic, payload) : randomUUID(),
+    deviceId,
+    time: clock.time,
+    receivedAt,
+    ...(seq === undefined ? {} : { deviceSeq: seq }),
+    ...(clock.deviceTime === undefined ? {} : { deviceTime: clock.deviceTime }),
+  };
+  const event = ((): NewEvent => {
+    switch (topic.kind) {
+      case 'telemetry':
+        return { ...base, type: 'TelemetryRecorded', data: { metrics: parseMetrics(body) } };
+      case 'state': {
+        const state = isWrapped(body, 'state') ? asObject(body.state, 'state') : withoutEnvelope(body);
+        if (Object.keys(state).length === 0)
+          throw new Rejection('invalid_shape', 'state report has no attributes');
+        checkShape(state, 'state');
+        return { ...base, type: 'StateReported', data: { state } };
+      }
+      case 'event': {
+        const data = isWrapped(body, 'data') ? asObject(body.data, 'data') : withoutEnvelope(body);
+        checkShape(data, 'event data');
+        return { ...base, type: 'DeviceEventReported', data: { name: topic.name, data } };
+      }
     }
-    case 'event': {
-      const data = isWrapped(body, 'data') ? asObject(body.data, 'data') : withoutEnvelope(body);
-      checkShape(data, 'event data');
-      return { ...base, type: 'DeviceEventReported', data: { name: topic.name, data } };
-    }
-  }
+  })();
+  return { kind: 'event', event, identified };
 }
 
 type JsonObject = Record<string, unknown>;
@@ -239,18 +268,34 @@ function checkShape(root: JsonObject, what: string): void {
   }
 }
 
-function parseTime(ts: unknown): number {
-  let time: number;
-  if (typeof ts === 'number') time = ts;
-  else if (typeof ts === 'string') time = Date.parse(ts);
+/**
+ * The clock-skew policy. A `ts` more than `maxClockSkewMs` ahead of the receive time, or before 2000 (a clock that
+ * never synced), is not trusted: the event takes the receive time and keeps the device's time as `deviceTime`, so
+ * no single message can pin a device's aggregate in the future, and no reading is lost. Past times are normal
+ * (buffered, late data) and kept as they are. A number that is plainly epoch seconds (×1000 lands within a day
+ * of now) is still refused, with a hint: there the sender has a bug to fix, not a clock to forgive.
+ */
+function eventTime(ts: unknown, options: ParseOptions): { time: number; deviceTime?: number } {
+  let parsed: number;
+  if (typeof ts === 'number') parsed = ts;
+  else if (typeof ts === 'string') parsed = Date.parse(ts);
   else throw new Rejection('invalid_time', 'ts must be epoch milliseconds or an ISO 8601 string');
-  if (!Number.isFinite(time)) throw new Rejection('invalid_time', 'ts is not a valid time');
-  if (time < MIN_TIME || time >= MAX_TIME) {
-    const hint =
-      typeof ts === 'number' && ts > 1e8 && ts < 1e11 ? ' (it looks like seconds; send milliseconds)' : '';
-    throw new Rejection('invalid_time', `ts must fall between 2000 and 2100${hint}`);
+  // ±8.64e15 ms is the range of a JavaScript Date (and fits SQLite's 64-bit integers).
+  if (!Number.isFinite(parsed) || Math.abs(parsed) > 8.64e15)
+    throw new Rejection('invalid_time', 'ts is not a valid time');
+  const time = Math.round(parsed);
+  const { receivedAt, maxClockSkewMs } = options;
+  if (time < MIN_TIME && typeof ts === 'number' && ts > 0) {
+    const asSeconds = ts * 1000;
+    if (asSeconds >= receivedAt - SECONDS_WINDOW_MS && asSeconds <= receivedAt + maxClockSkewMs) {
+      throw new Rejection(
+        'invalid_time',
+        `ts ${ts} is ${new Date(time).toISOString()} as milliseconds; it looks like seconds: send milliseconds`,
+      );
+    }
   }
-  return Math.round(time);
+  if (time < MIN_TIME || time > receivedAt + maxClockSkewMs) return { time: receivedAt, deviceTime: time };
+  return { time };
 }
 
 function parseSeq(seq: unknown): number {

@@ -55,5 +55,9 @@ export function createStatusPresence(deps: { log: EventLog; now?: () => number }
     shutdown() {
       return Promise.resolve();
     },
+    // Nothing to recover either: each device's will records it offline through whichever process gets it.
+    recoverAfterCrash() {
+      return Promise.resolve(0);
+    },
   };
 }

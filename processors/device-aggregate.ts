@@ -144,6 +144,7 @@ export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
       a.onlineStamp = stamp;
       return;
     case 'DeviceEventReported':
+    case 'DuplicateReceived':
       return;
   }
 }

@@ -76,6 +76,7 @@ export function createDeviceStateProjection(options: { snapshotEvery: number }):
       'DeviceEventReported',
       'DeviceConnected',
       'DeviceDisconnected',
+      'DuplicateReceived',
     ],
     setup(db) {
       db.exec(`

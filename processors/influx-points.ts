@@ -58,6 +58,7 @@ export function influxPoints(event: StoredEvent): Point[] {
       return fields === 0 ? [] : [point];
     }
     case 'DeviceEventReported':
+    case 'DuplicateReceived':
       return [];
   }
 }

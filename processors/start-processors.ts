@@ -5,6 +5,7 @@ import type { Metrics } from '../core/metrics.js';
 import { createInfluxSink } from './influx-sink.js';
 import type { InfluxTarget } from './influx-target.js';
 import { createSinkRunner, type SinkRunner } from './sink-runner.js';
+import { createAccountingProjection, type AccountingProjection } from './accounting/projection.js';
 import { createDeviceStateProjection, type DeviceStateProjection } from './device-state-projection.js';
 import type { Projection } from './projection.js';
 import { createProjectionRunner, type LogSource, type ProjectionRunner } from './projection-runner.js';
@@ -15,6 +16,7 @@ export interface ReadSide {
   db: Database.Database;
   runner: ProjectionRunner;
   deviceState: DeviceStateProjection;
+  accounting: AccountingProjection;
   projections: readonly Projection[];
   /** External sinks (influx), each in its own loop beside the runner. */
   sinks: readonly SinkRunner[];
@@ -41,7 +43,8 @@ export interface ReadSideOptions {
 export async function startProcessors(source: LogSource, options: ReadSideOptions): Promise<ReadSide> {
   const db = openReadModelDb(options.dataDir);
   const deviceState = createDeviceStateProjection({ snapshotEvery: options.snapshotEvery });
-  const projections = [deviceState, createTelemetrySeriesProjection()];
+  const accounting = createAccountingProjection();
+  const projections = [deviceState, createTelemetrySeriesProjection(), accounting];
   const runner = createProjectionRunner({
     source,
     db,
@@ -68,6 +71,7 @@ export async function startProcessors(source: LogSource, options: ReadSideOption
     db,
     runner,
     deviceState,
+    accounting,
     projections,
     sinks,
     async close() {

@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { isValidDeviceId } from '../core/topics.js';
 import type { EventLog } from '../eventlog/event-log.js';
+import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import { viewDevice } from '../processors/device-aggregate.js';
 import { AGGREGATES } from '../processors/rollup.js';
 import type { ReadSide } from '../processors/start-processors.js';
+import { viewAccounting } from './accounting-view.js';
 import { listDevices, stateAsOf } from './device-queries.js';
 import { badRequest, DEVICE_ID_RULE, notFound, Params, type Query } from './params.js';
 import { querySeries } from './series.js';
@@ -18,6 +20,7 @@ export function registerDeviceRoutes(
   app: FastifyInstance,
   log: EventLog,
   readSide: ReadSide | undefined,
+  deadLetters: DeadLetterStore,
 ): void {
   app.get<DeviceRequest>('/api/devices/:id/events', async (req, reply) => {
     const { id } = req.params;
@@ -53,27 +56,46 @@ export function registerDeviceRoutes(
       '/api/devices/:id',
       '/api/devices/:id/state',
       '/api/devices/:id/series/:metric',
+      '/api/devices/:id/accounting',
     ])
       app.get(url, off);
     return;
   }
-  const { db, deviceState, runner } = readSide;
+  const { db, deviceState, accounting, runner } = readSide;
+  const accountingOf = async (id: string) =>
+    viewAccounting(id, accounting.get(db, id), await deadLetters.counts(id));
   const position = () => runner.status().find((s) => s.name === 'device-state')?.position ?? 0;
 
-  app.get<{ Querystring: Query }>('/api/devices', (req, reply) => {
+  app.get<{ Querystring: Query }>('/api/devices', async (req, reply) => {
     const p = new Params(req.query);
     const online = p.boolean('online');
     const limit = p.limit();
     const after = req.query.after;
     if (p.problems.length > 0) return badRequest(reply, p.problems);
-    return listDevices(db, { online, after, limit });
+    const page = listDevices(db, { online, after, limit });
+    const devices = await Promise.all(
+      page.devices.map(async (d) => ({ ...d, accounting: await accountingOf(d.deviceId) })),
+    );
+    return { ...page, devices };
   });
 
-  app.get<DeviceRequest>('/api/devices/:id', (req, reply) => {
+  app.get<DeviceRequest>('/api/devices/:id', async (req, reply) => {
     const { id } = req.params;
     if (!isValidDeviceId(id)) return badRequest(reply, [ID_PROBLEM]);
     const aggregate = deviceState.get(db, id);
-    return aggregate ? viewDevice(aggregate) : notFound(reply, `unknown device "${id}"`);
+    return aggregate
+      ? { ...viewDevice(aggregate), accounting: await accountingOf(id) }
+      : notFound(reply, `unknown device "${id}"`);
+  });
+
+  // Answers for a device whose every message was dead-lettered too: it is in no read model, but it did send.
+  app.get<DeviceRequest>('/api/devices/:id/accounting', async (req, reply) => {
+    const { id } = req.params;
+    if (!isValidDeviceId(id)) return badRequest(reply, [ID_PROBLEM]);
+    const view = await accountingOf(id);
+    return view.received === 0 && !deviceState.get(db, id)
+      ? notFound(reply, `no message from device "${id}" was received`)
+      : view;
   });
 
   app.get<DeviceRequest>('/api/devices/:id/state', async (req, reply) => {

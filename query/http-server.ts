@@ -59,7 +59,7 @@ export function createHttpServer(deps: HttpServerDeps) {
   if (deps.apiToken !== undefined) registerApiToken(app, deps.apiToken, { secure: deps.tls !== undefined });
   if (deps.credentials) registerCredentialRoutes(app, deps.credentials, deps.broker);
   registerOpsRoutes(app, deps);
-  registerDeviceRoutes(app, deps.log, deps.readSide);
+  registerDeviceRoutes(app, deps.log, deps.readSide, deps.deadLetters);
   registerDeadLetterRoutes(app, deps.deadLetters);
   registerStreamRoute(app, deps.log, deps.metrics);
   registerDashboardRoutes(app);

@@ -8,6 +8,27 @@ import type { SinkStatus } from '../processors/sink-runner.js';
 import type { ReadSide } from '../processors/start-processors.js';
 import { notFound } from './params.js';
 
+/** Fleet totals only: a per-device label would make one time series per device (cardinality). */
+async function setAccountingGauges(
+  metrics: Metrics,
+  readSide: ReadSide,
+  deadLetters: DeadLetterStore | undefined,
+): Promise<void> {
+  const totals = readSide.accounting.totals(readSide.db);
+  const dup = totals.duplicates;
+  const dead = deadLetters
+    ? Object.values(await deadLetters.counts().catch(() => ({}))).reduce<number>((a, b) => a + (b ?? 0), 0)
+    : 0;
+  metrics.accountedMessages.set({ outcome: 'appended' }, totals.appended);
+  metrics.accountedMessages.set({ outcome: 'duplicate' }, dup.resend + dup.retransmission + dup.status);
+  metrics.accountedMessages.set({ outcome: 'dead_lettered' }, dead);
+  for (const reason of ['resend', 'retransmission', 'status'] as const)
+    metrics.accountedDuplicates.set({ reason }, dup[reason]);
+  metrics.counterResets.set(totals.counterResets);
+  metrics.clockCorrected.set({ reason: 'ahead' }, totals.clockCorrected.ahead);
+  metrics.clockCorrected.set({ reason: 'unsynced' }, totals.clockCorrected.unsynced);
+}
+
 export function registerOpsRoutes(
   app: FastifyInstance,
   deps: {
@@ -56,6 +77,7 @@ export function registerOpsRoutes(
       metrics.projectionLag.set({ projection: p.name }, p.lag);
       metrics.projectionFailed.set({ projection: p.name }, p.state === 'failed' ? 1 : 0);
     }
+    if (readSide) await setAccountingGauges(metrics, readSide, deps.deadLetters);
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 

@@ -1,13 +1,15 @@
 import { connect, type MqttClient } from 'mqtt';
 import type { Logger } from '../core/logger.js';
 import { deviceTopics } from '../core/topics.js';
-import type { MessageGenerator } from './message-generator.js';
+import type { MessageGenerator, SimulatedMessage } from './message-generator.js';
 
 /** What a device tells the simulator about each data message. */
 export interface DeviceReport {
   sent(): void;
-  acked(seq: number): void;
+  acked(message: SimulatedMessage): void;
   failed(err: Error): void;
+  /** Sent, then lost with the device's memory in a reboot: neither acknowledged nor an error. */
+  lost(): void;
 }
 
 export interface SimulatedDeviceOptions {
@@ -34,12 +36,21 @@ export interface SimulatedDevice {
   readonly firstConnect: Promise<void>;
   /** Publishes this device's next message; false if it has to skip its turn (offline or too much in flight). */
   send(): boolean;
+  /**
+   * Power-cycles the device: the connection drops without a DISCONNECT (the broker publishes its will), what was
+   * in flight is lost with its memory, and it connects again as a new boot, its counter back at 1.
+   */
+  reboot(): void;
+  /** Reboots so far. */
+  readonly reboots: number;
   /** Says `offline` (retained), disconnects cleanly, and falls back to dropping the socket after `timeoutMs`. */
   close(timeoutMs: number): Promise<void>;
 }
 
 const RECONNECT_PERIOD_MS = 1000;
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How long a rebooting device stays off the network. */
+const REBOOT_DOWNTIME_MS = 300;
 
 export function createSimulatedDevice(
   id: string,
@@ -53,20 +64,43 @@ export function createSimulatedDevice(
   let closing = false;
   let inflight = 0;
   let lastError: Error | undefined;
+  /** Bumped at each reboot: callbacks of an earlier boot's connection are ignored. */
+  let boot = 0;
 
-  const client: MqttClient = connect(options.url, {
-    clientId: id,
-    ...(options.credentials ?? {}),
-    protocolVersion: 4, // MQTT 3.1.1: what Aedes speaks
-    clean: true,
-    reconnectPeriod: RECONNECT_PERIOD_MS,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    keepalive: 30,
-    // Without this a QoS 0 message sent while offline would sit in memory and go out late, out of pace.
-    queueQoSZero: false,
-    will: { topic: statusTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
-  });
+  function open(): MqttClient {
+    const thisBoot = boot;
+    const c = connect(options.url, {
+      clientId: id,
+      ...(options.credentials ?? {}),
+      protocolVersion: 4, // MQTT 3.1.1: what Aedes speaks
+      clean: true,
+      reconnectPeriod: RECONNECT_PERIOD_MS,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      keepalive: 30,
+      // Without this a QoS 0 message sent while offline would sit in memory and go out late, out of pace.
+      queueQoSZero: false,
+      will: { topic: statusTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
+    c.on('connect', () => {
+      if (thisBoot !== boot) return;
+      connected = true;
+      generator.reportStateNext();
+      c.publish(statusTopic, 'online', { qos: 1, retain: true }, (err) => {
+        if (err) logger.debug({ err }, 'online status not acknowledged');
+      });
+    });
+    c.on('close', () => {
+      if (thisBoot === boot) connected = false;
+    });
+    c.on('error', (err) => {
+      lastError = err;
+      logger.debug({ err }, 'connection error');
+    });
+    return c;
+  }
 
+  let client = open();
+  let reboots = 0;
   const firstConnect = new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
     client.once('error', reject);
@@ -74,21 +108,6 @@ export function createSimulatedDevice(
   });
   // The simulator may never await it (for example when stopped while connecting).
   firstConnect.catch(() => undefined);
-
-  client.on('connect', () => {
-    connected = true;
-    generator.reportStateNext();
-    client.publish(statusTopic, 'online', { qos: 1, retain: true }, (err) => {
-      if (err) logger.debug({ err }, 'online status not acknowledged');
-    });
-  });
-  client.on('close', () => {
-    connected = false;
-  });
-  client.on('error', (err) => {
-    lastError = err;
-    logger.debug({ err }, 'connection error');
-  });
 
   return {
     id,
@@ -101,21 +120,42 @@ export function createSimulatedDevice(
     get lastError() {
       return lastError;
     },
+    get reboots() {
+      return reboots;
+    },
     firstConnect,
     send() {
       if (closing || !connected || inflight >= options.maxInflight) return false;
       const message = generator.next(options.now());
+      const thisBoot = boot;
       inflight++;
       report.sent();
       // QoS 1: the callback runs on PUBACK; QoS 0: once the packet is written to the socket.
       client.publish(message.topic, message.payload, { qos: options.qos }, (err) => {
+        if (thisBoot !== boot) return; // counted as lost at the reboot
         inflight--;
         // Callbacks failed by our own close are unacked, not errors; the simulator counts those at the end.
         if (err) {
           if (!closing) report.failed(err);
-        } else report.acked(message.seq);
+        } else report.acked(message);
       });
       return true;
+    },
+    reboot() {
+      if (closing || !connected) return;
+      boot++;
+      reboots++;
+      for (; inflight > 0; inflight--) report.lost();
+      connected = false;
+      generator.restartCounter();
+      // Forced: no DISCONNECT, as when power goes; the broker publishes the will and records the drop. The new
+      // boot connects after a pause, as a real one does: connecting at once would take over the old session
+      // while the broker may still be publishing its will.
+      client.end(true, {}, () => {
+        setTimeout(() => {
+          if (!closing) client = open();
+        }, REBOOT_DOWNTIME_MS).unref();
+      });
     },
     async close(timeoutMs) {
       closing = true;

@@ -11,6 +11,11 @@ export interface SimulatorOptions {
   rate: number;
   /** Stop sending after this many milliseconds; undefined = run until stop(). */
   durationMs?: number | undefined;
+  /**
+   * Reboot each device every this many milliseconds (its first reboot spread over the first period): the
+   * connection drops without DISCONNECT, in-flight messages are lost, and it comes back with its counter at 1.
+   */
+  rebootEveryMs?: number | undefined;
   /** QoS of the data messages (status messages always use QoS 1). */
   qos: 0 | 1;
   /** Same seed → same device ids, same payload values, same seq sequence. */
@@ -44,9 +49,10 @@ export interface SimulatorOptions {
 }
 
 export type ResolvedSimulatorOptions = Required<
-  Omit<SimulatorOptions, 'durationMs' | 'credentials' | 'fleetCredentials'>
+  Omit<SimulatorOptions, 'durationMs' | 'rebootEveryMs' | 'credentials' | 'fleetCredentials'>
 > & {
   durationMs: number | undefined;
+  rebootEveryMs: number | undefined;
   credentials: { username: string; password: string } | undefined;
   fleetCredentials: Readonly<Record<string, { username: string; password: string }>> | undefined;
 };
@@ -71,6 +77,7 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
     devices: options.devices,
     rate: options.rate,
     durationMs: options.durationMs,
+    rebootEveryMs: options.rebootEveryMs,
     qos: options.qos,
     seed: options.seed,
     idPrefix: options.idPrefix ?? DEFAULTS.idPrefix,
@@ -103,6 +110,10 @@ export function resolveSimulatorOptions(options: SimulatorOptions): ResolvedSimu
   check(
     o.durationMs === undefined || (Number.isFinite(o.durationMs) && o.durationMs > 0),
     `durationMs must be a positive number of milliseconds, got ${o.durationMs}`,
+  );
+  check(
+    o.rebootEveryMs === undefined || (Number.isFinite(o.rebootEveryMs) && o.rebootEveryMs >= 1000),
+    `rebootEveryMs must be at least 1000 (a reboot takes a moment), got ${o.rebootEveryMs}`,
   );
   check(
     o.credentials === undefined || o.devices === 1,

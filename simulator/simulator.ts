@@ -1,14 +1,17 @@
 import { FleetlogError } from '../core/errors.js';
+import { contentEventId } from '../core/event-id.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { describeError } from './describe-error.js';
 import { DAY_MS } from './device-profile.js';
-import { createMessageGenerator } from './message-generator.js';
+import { createMessageGenerator, type SimulatedMessage } from './message-generator.js';
+import { messageFingerprint } from './message-fingerprint.js';
 import { createPacer } from './pacer.js';
 import { planFleet } from './plan-fleet.js';
 import { createRateMeter } from './rate-meter.js';
 import { createSeededRandom } from './seeded-random.js';
 import { createSimulatedDevice, type SimulatedDevice } from './simulated-device.js';
 import { resolveSimulatorOptions, type SimulatorOptions } from './simulator-options.js';
+import type { AckedMessage } from './verify.js';
 
 export type { SimulatorOptions };
 
@@ -25,6 +28,10 @@ export interface SimulatorStats {
   acked: number;
   /** Publishes that failed while running. */
   errors: number;
+  /** Sent, then lost with a rebooting device's memory (never acknowledged). */
+  lost: number;
+  /** Device reboots (`rebootEveryMs`). */
+  reboots: number;
   /** Turns skipped because the device was offline, had too much in flight, or the process fell behind. */
   skipped: number;
   /** Sent, not yet acknowledged. */
@@ -41,6 +48,9 @@ export interface SimulatorSummary {
   sent: number;
   acked: number;
   errors: number;
+  /** Lost in reboots: sent, never acknowledged. */
+  lost: number;
+  reboots: number;
   /** Sent but neither acknowledged nor failed when the connections were closed. */
   unacked: number;
   skipped: number;
@@ -52,8 +62,13 @@ export interface SimulatorSummary {
 export interface Simulator {
   /** Every device id, in fleet order; each is also its MQTT client id. */
   readonly deviceIds: readonly string[];
-  /** Per device, the seq numbers acknowledged so far, in acknowledgement order (empty with trackAcked off). */
-  readonly acked: Readonly<Record<string, readonly number[]>>;
+  /**
+   * Per device, what this run had acknowledged, in acknowledgement order: each message's event id and content
+   * fingerprint, which no other run's messages share (their `ts` differ). Empty with trackAcked off.
+   */
+  readonly acked: Readonly<Record<string, readonly AckedMessage[]>>;
+  /** Wall-clock time the fleet started sending, epoch ms (undefined before). */
+  readonly startedAt: number | undefined;
   /** Resolves when durationMs has elapsed, or when stop() is called. */
   readonly finished: Promise<void>;
   /** Connects the whole fleet, then starts sending. Rejects with ERR_BROKER_UNREACHABLE if it cannot connect. */
@@ -73,8 +88,11 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
   const specs = username === undefined ? planned : planned.map((s) => ({ ...s, deviceId: username }));
   const clockStartMs = createSeededRandom(o.seed).int(0, DAY_MS - 1);
   const intervalMs = (o.devices * 1000) / o.rate;
-  const acked: Record<string, number[]> = Object.fromEntries(specs.map((s) => [s.deviceId, []]));
-  const counts = { sent: 0, acked: 0, errors: 0, skipped: 0 };
+  const acked: Record<string, AckedMessage[]> = Object.fromEntries(specs.map((s) => [s.deviceId, []]));
+  const counts = { sent: 0, acked: 0, errors: 0, lost: 0, reboots: 0, skipped: 0 };
+  let startedAtWall: number | undefined;
+  /** Per device (by index), when it reboots next (ms of sending time); empty without rebootEveryMs. */
+  const nextReboot: number[] = [];
   const rateMeter = createRateMeter();
   const devices: SimulatedDevice[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -99,10 +117,11 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
       createMessageGenerator(spec, clockStartMs, intervalMs),
       {
         sent: () => void counts.sent++,
-        acked: (seq) => {
+        acked: (message) => {
           counts.acked++;
-          if (o.trackAcked) list.push(seq);
+          if (o.trackAcked) list.push(ackedMessage(spec.deviceId, message));
         },
+        lost: () => void counts.lost++,
         failed: (err) => {
           counts.errors++;
           logger.debug({ err, deviceId: spec.deviceId }, 'publish failed');
@@ -148,6 +167,7 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
       cursor = (cursor + 1) % devices.length;
       if (device === undefined || !device.send()) counts.skipped++;
     }
+    if (o.rebootEveryMs !== undefined) rebootDue(t, o.rebootEveryMs);
     rateMeter.record(t, counts.sent);
     if (o.durationMs !== undefined && t >= o.durationMs) {
       clearInterval(timer);
@@ -157,9 +177,31 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
     }
   }
 
+  /**
+   * Each device reboots every `everyMs`, the first time at a point spread over the first period (from the seed),
+   * so a fleet does not reboot all at once.
+   */
+  function rebootDue(t: number, everyMs: number): void {
+    if (nextReboot.length === 0) {
+      const random = createSeededRandom(o.seed + 1);
+      for (let i = 0; i < devices.length; i++) nextReboot.push(random.int(1, Math.max(1, everyMs)));
+    }
+    for (let i = 0; i < devices.length; i++) {
+      const device = devices[i];
+      if (!device || (nextReboot[i] ?? Infinity) > t) continue;
+      nextReboot[i] = (nextReboot[i] ?? 0) + everyMs;
+      if (!device.connected) continue;
+      device.reboot();
+      counts.reboots++;
+    }
+  }
+
   return {
     deviceIds: specs.map((s) => s.deviceId),
     acked,
+    get startedAt() {
+      return startedAtWall;
+    },
     finished,
     async start() {
       if (startedAt !== undefined || devices.length > 0) throw new Error('simulator already started');
@@ -182,6 +224,7 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
       }
       if (abandoned) return;
       startedAt = performance.now();
+      startedAtWall = now();
       const pacer = createPacer(o.rate, o.durationMs);
       timer = setInterval(() => tick(pacer), o.tickMs);
       logger.info({ devices: devices.length }, 'fleet connected, sending');
@@ -198,7 +241,7 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
         await Promise.all(devices.map((d) => d.close(o.drainTimeoutMs)));
         const summary: SimulatorSummary = {
           ...counts,
-          unacked: counts.sent - counts.acked - counts.errors,
+          unacked: counts.sent - counts.acked - counts.errors - counts.lost,
           // The last tick runs a few ms past a bounded run's end; the messages were due within durationMs.
           durationMs: Math.round(o.durationMs === undefined ? elapsed() : Math.min(elapsed(), o.durationMs)),
           devices: o.devices,
@@ -213,6 +256,15 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
       const connected = devices.reduce((sum, d) => sum + (d.connected ? 1 : 0), 0);
       return { ...counts, inflight, connected, rate: rateMeter.rate(), elapsedMs: Math.round(elapsed()) };
     },
+  };
+}
+
+/** What the log must hold for an acknowledged message: the id ingest derives from it, and its content. */
+function ackedMessage(deviceId: string, m: SimulatedMessage): AckedMessage {
+  return {
+    id: contentEventId(deviceId, m.seq, m.topic, m.payload),
+    seq: m.seq,
+    fingerprint: messageFingerprint(m.expected.type, m.ts, m.expected.data),
   };
 }
 

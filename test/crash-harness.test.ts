@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../core/event.js';
+import { contentEventId } from '../core/event-id.js';
 import { silentLogger } from '../core/logger.js';
 import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
 import { createSeededRandom, type SeededRandom } from '../simulator/seeded-random.js';
@@ -138,7 +139,10 @@ describe(`crash harness: kill -9 under QoS 1 load (seed ${SEED}; rerun with FLEE
     for (const [deviceId, versions] of byDevice)
       expect({ deviceId, versions }).toEqual({ deviceId, versions: versions.map((_, i) => i + 1) });
     for (const [deviceId, seqs] of acked) {
-      const missing = [...seqs].filter((s) => !stored.has(`${deviceId}:${s}`));
+      const missing = [...seqs].filter((s) => {
+        const { topic, body } = payload(s);
+        return !stored.has(contentEventId(deviceId, s, `devices/${deviceId}/${topic}`, body));
+      });
       expect({ deviceId, missing }).toEqual({ deviceId, missing: [] });
     }
 

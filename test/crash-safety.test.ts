@@ -5,6 +5,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../core/logger.js';
 import type { StoredEvent } from '../core/event.js';
+import { contentEventId } from '../core/event-id.js';
 import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
 import { kill9, spawnServe } from './helpers/spawn-server.js';
 
@@ -99,7 +100,17 @@ describe('crash safety of the write side', () => {
       const ids = events.filter((e) => e.type === 'TelemetryRecorded').map((e) => e.id);
       const stored = new Set(ids);
       expect(stored.size).toBe(ids.length);
-      const missing = [...seqs].filter((s) => !stored.has(`${deviceId}:${s}`));
+      const missing = [...seqs].filter(
+        (s) =>
+          !stored.has(
+            contentEventId(
+              deviceId,
+              s,
+              `devices/${deviceId}/telemetry`,
+              JSON.stringify({ seq: s, temperature: s / 10 }),
+            ),
+          ),
+      );
       expect({ deviceId, missing }).toEqual({ deviceId, missing: [] });
     }
   }, 60_000);

@@ -169,7 +169,11 @@ describe(`parseMessage under fuzzing (fast-check seed ${SEED})`, () => {
       fc.property(topic, adversarialPayload, (t, payload) => {
         let result: ParseResult | undefined;
         expect(() => {
-          result = parseMessage(t, payload, { maxPayloadBytes: MAX_PAYLOAD, receivedAt: NOW });
+          result = parseMessage(t, payload, {
+            maxPayloadBytes: MAX_PAYLOAD,
+            receivedAt: NOW,
+            maxClockSkewMs: 300_000,
+          });
         }).not.toThrow();
         expectWellFormed(result as ParseResult, t);
         expectPrototypeUntouched();
@@ -184,7 +188,11 @@ describe(`parseMessage under fuzzing (fast-check seed ${SEED})`, () => {
       .map(([id, k]) => `devices/${id}/${k}`);
     fc.assert(
       fc.property(deviceTopic, adversarialPayload, (t, payload) => {
-        const result = parseMessage(t, payload, { maxPayloadBytes: MAX_PAYLOAD, receivedAt: NOW });
+        const result = parseMessage(t, payload, {
+          maxPayloadBytes: MAX_PAYLOAD,
+          receivedAt: NOW,
+          maxClockSkewMs: 300_000,
+        });
         expect(result.kind).not.toBe('passthrough');
         expectWellFormed(result, t);
         if (payload.length > MAX_PAYLOAD) {
@@ -208,6 +216,7 @@ describe(`parseMessage under fuzzing (fast-check seed ${SEED})`, () => {
       const result = parseMessage('devices/d1/telemetry', Buffer.from(payload), {
         maxPayloadBytes: MAX_PAYLOAD,
         receivedAt: NOW,
+        maxClockSkewMs: 300_000,
       });
       expect([payload, result.kind === 'rejected' ? result.reason : result.kind]).toEqual([payload, reason]);
     }
@@ -217,6 +226,7 @@ describe(`parseMessage under fuzzing (fast-check seed ${SEED})`, () => {
     const result = parseMessage('devices/d1/telemetry', Buffer.from('{"metrics":{"__proto__":1,"t":2}}'), {
       maxPayloadBytes: MAX_PAYLOAD,
       receivedAt: NOW,
+      maxClockSkewMs: 300_000,
     });
     // JSON.parse makes "__proto__" an own key, and the parser keeps it one (Object.fromEntries defines it).
     expect(result.kind).toBe('event');

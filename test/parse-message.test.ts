@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { parseMessage, type ParseResult } from '../ingest/parse-message.js';
 
 const NOW = Date.UTC(2026, 10, 25, 10, 0, 0);
@@ -6,6 +7,7 @@ const parse = (topic: string, payload: string | Buffer, maxPayloadBytes = 1024):
   parseMessage(topic, typeof payload === 'string' ? Buffer.from(payload) : payload, {
     maxPayloadBytes,
     receivedAt: NOW,
+    maxClockSkewMs: 300_000,
   });
 
 function rejected(result: ParseResult): { reason?: string; detail?: string } {
@@ -14,19 +16,22 @@ function rejected(result: ParseResult): { reason?: string; detail?: string } {
 
 describe('parseMessage: accepted messages', () => {
   it('reads the wrapped telemetry form with ts and seq', () => {
-    expect(
-      parse(
-        'devices/d1/telemetry',
-        '{"ts":1764064800500,"seq":7,"metrics":{"temperature":21.5,"humidity":40}}',
-      ),
-    ).toEqual({
+    const payload = '{"ts":1764064800500,"seq":7,"metrics":{"temperature":21.5,"humidity":40}}';
+    // The digest, computed here independently of core/event-id.ts: SHA-256 of topic, NUL, payload; 22 chars.
+    const digest = createHash('sha256')
+      .update(`devices/d1/telemetry\0${payload}`)
+      .digest('base64url')
+      .slice(0, 22);
+    expect(parse('devices/d1/telemetry', payload)).toEqual({
       kind: 'event',
+      identified: true,
       event: {
-        id: 'd1:7',
+        id: `d1:7:${digest}`,
         deviceId: 'd1',
         type: 'TelemetryRecorded',
         time: 1764064800500,
         receivedAt: NOW,
+        deviceSeq: 7,
         data: { metrics: { temperature: 21.5, humidity: 40 } },
       },
     });
@@ -42,10 +47,93 @@ describe('parseMessage: accepted messages', () => {
     expect(iso.kind === 'event' && iso.event.time).toBe(Date.UTC(2026, 10, 25, 9, 59, 0));
   });
 
-  it('gives messages without seq a fresh unique id', () => {
+  it('gives messages with neither seq nor ts a fresh unique id, and says they have no identity', () => {
     const a = parse('devices/d1/telemetry', '{"v":1}');
     const b = parse('devices/d1/telemetry', '{"v":1}');
+    expect(a.kind === 'event' && b.kind === 'event' && [a.identified, b.identified]).toEqual([false, false]);
     expect(a.kind === 'event' && b.kind === 'event' && a.event.id !== b.event.id).toBe(true);
+  });
+});
+
+describe('parseMessage: identity (which messages count as the same)', () => {
+  const id = (topic: string, payload: string) => {
+    const r = parse(topic, payload);
+    return r.kind === 'event' ? r.event.id : `rejected ${r.kind === 'rejected' ? r.reason : r.kind}`;
+  };
+
+  it('maps the same bytes on the same topic to the same id (a resend)', () => {
+    const p = '{"ts":1764064800500,"seq":7,"t":1}';
+    expect(id('devices/d1/telemetry', p)).toBe(id('devices/d1/telemetry', p));
+  });
+
+  it('gives the same seq with other content another id: a reboot that counts from 1 again is new data', () => {
+    const before = id('devices/d1/telemetry', '{"ts":1764064800500,"seq":1,"t":1}');
+    const afterReboot = id('devices/d1/telemetry', '{"ts":1764064900500,"seq":1,"t":1}');
+    const otherValue = id('devices/d1/telemetry', '{"ts":1764064800500,"seq":1,"t":2}');
+    expect(new Set([before, afterReboot, otherValue]).size).toBe(3);
+    expect([before, afterReboot, otherValue].every((i) => i.startsWith('d1:1:'))).toBe(true);
+  });
+
+  it('tells a counter per topic apart: telemetry seq 1 and state seq 1 are two messages', () => {
+    expect(id('devices/d1/telemetry', '{"seq":1,"t":1}')).not.toBe(id('devices/d1/state', '{"seq":1,"t":1}'));
+    expect(id('devices/d1/events/a', '{"seq":1}')).not.toBe(id('devices/d1/events/b', '{"seq":1}'));
+  });
+
+  it('identifies a message by ts alone when it has no seq', () => {
+    const p = '{"ts":"2026-11-25T09:59:00Z","t":1}';
+    expect(id('devices/d1/telemetry', p)).toBe(id('devices/d1/telemetry', p));
+    expect(id('devices/d1/telemetry', p)).toMatch(/^d1:-:[A-Za-z0-9_-]{22}$/);
+  });
+
+  it('takes the same seq, topic and bytes without ts for a resend (the documented corner case)', () => {
+    expect(id('devices/d1/telemetry', '{"seq":1,"t":21.5}')).toBe(
+      id('devices/d1/telemetry', '{"seq":1,"t":21.5}'),
+    );
+  });
+
+  it('keeps ids apart across devices even for identical payloads', () => {
+    expect(id('devices/d1/telemetry', '{"seq":1,"t":1}')).not.toBe(
+      id('devices/d2/telemetry', '{"seq":1,"t":1}'),
+    );
+  });
+});
+
+describe('parseMessage: the clock-skew policy', () => {
+  const event = (payload: string) => {
+    const r = parse('devices/d1/telemetry', payload);
+    return r.kind === 'event'
+      ? { time: r.event.time, deviceTime: r.event.deviceTime }
+      : { rejected: r.kind === 'rejected' ? r.reason : r.kind };
+  };
+
+  it('keeps a ts up to the allowed skew ahead, and late data as it is', () => {
+    expect(event(`{"ts":${NOW + 300_000},"t":1}`)).toEqual({ time: NOW + 300_000, deviceTime: undefined });
+    expect(event(`{"ts":${NOW - 86_400_000 * 30},"t":1}`)).toEqual({
+      time: NOW - 86_400_000 * 30,
+      deviceTime: undefined,
+    });
+  });
+
+  it('moves a ts further ahead than the skew to the receive time and keeps the device time beside it', () => {
+    expect(event(`{"ts":${NOW + 300_001},"t":1}`)).toEqual({ time: NOW, deviceTime: NOW + 300_001 });
+    expect(event('{"ts":"2099-01-01T00:00:00Z","t":1}')).toEqual({
+      time: NOW,
+      deviceTime: Date.UTC(2099, 0, 1),
+    });
+  });
+
+  it('treats a clock that never synced (1970) the same way instead of rejecting it', () => {
+    expect(event('{"ts":5000,"t":1}')).toEqual({ time: NOW, deviceTime: 5000 });
+    expect(event('{"ts":"1970-01-02T00:00:00Z","t":1}')).toEqual({ time: NOW, deviceTime: 86_400_000 });
+  });
+
+  it('follows the configured skew', () => {
+    const r = parseMessage('devices/d1/telemetry', Buffer.from(`{"ts":${NOW + 2000},"t":1}`), {
+      maxPayloadBytes: 1024,
+      receivedAt: NOW,
+      maxClockSkewMs: 1000,
+    });
+    expect(r.kind === 'event' && [r.event.time, r.event.deviceTime]).toEqual([NOW, NOW + 2000]);
   });
 
   it('reads state reports, wrapped or bare, and events with or without a body', () => {
@@ -136,10 +224,20 @@ describe('parseMessage: rejections carry a reason and a precise detail', () => {
     });
   });
 
-  it('says when ts looks like seconds', () => {
-    expect(rejected(parse('devices/d1/telemetry', '{"ts":1764064800,"t":1}'))).toEqual({
+  it('still refuses a ts that is plainly epoch seconds, and says so', () => {
+    expect(rejected(parse('devices/d1/telemetry', '{"ts":1795600800,"t":1}'))).toEqual({
       reason: 'invalid_time',
-      detail: 'ts must fall between 2000 and 2100 (it looks like seconds; send milliseconds)',
+      detail:
+        'ts 1795600800 is 1970-01-21T18:46:40.800Z as milliseconds; it looks like seconds: send milliseconds',
+    });
+    // Seconds more than a day before the receive time are not "plainly" seconds: an unsynced clock is kept.
+    expect(parse('devices/d1/telemetry', '{"ts":1763000000,"t":1}').kind).toBe('event');
+  });
+
+  it('refuses a ts outside the range of a date', () => {
+    expect(rejected(parse('devices/d1/telemetry', '{"ts":1e20,"t":1}'))).toEqual({
+      reason: 'invalid_time',
+      detail: 'ts is not a valid time',
     });
   });
 

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { formatJsonLine, formatPretty } from '../cli/commands/subscribe.js';
 import { parseDuration } from '../core/duration.js';
 import { isFleetlogError } from '../core/errors.js';
+import { contentEventId } from '../core/event-id.js';
+import { messageFingerprint } from '../simulator/message-fingerprint.js';
 import { createSimulator, type SimulatorOptions } from '../simulator/simulator.js';
 import { createPacer } from '../simulator/pacer.js';
 import { planFleet } from '../simulator/plan-fleet.js';
@@ -33,16 +35,25 @@ describe('simulator against an in-process Aedes broker', () => {
   /** What the broker saw during the current run. */
   let clientIds: string[];
   let dataSeqs: Map<string, number[]>;
+  /** Per device, the event id of each data message, derived from its topic and bytes as ingest does. */
+  let dataIds: Map<string, string[]>;
   let qos1Publishes: Map<string, number>;
   let firstTelemetry: Map<string, unknown>;
   let firstTopic: Map<string, string>;
   let statusPublished: Map<string, string>;
+  /** Connections the broker saw close without a DISCONNECT packet (a power cut), per client id. */
+  let abruptCloses: Map<string, number>;
 
   beforeAll(async () => {
     broker = await Aedes.createBroker();
     server = net.createServer(broker.handle);
     url = `mqtt://127.0.0.1:${await listen(server)}`;
     broker.on('client', (client) => clientIds.push(client.id));
+    broker.on('clientDisconnect', (client) => {
+      // Aedes marks a client that sent DISCONNECT; any other close is a dropped connection.
+      if (!(client as unknown as { _disconnected?: boolean })._disconnected)
+        abruptCloses.set(client.id, (abruptCloses.get(client.id) ?? 0) + 1);
+    });
     broker.on('publish', (packet, client) => {
       if (client === null) return;
       const status = STATUS_TOPIC.exec(packet.topic);
@@ -52,6 +63,8 @@ describe('simulator against an in-process Aedes broker', () => {
       if (deviceId === undefined) return;
       const body = JSON.parse(packet.payload.toString()) as { seq: number; metrics?: unknown };
       dataSeqs.set(deviceId, [...(dataSeqs.get(deviceId) ?? []), body.seq]);
+      const id = contentEventId(deviceId, body.seq, packet.topic, packet.payload);
+      dataIds.set(deviceId, [...(dataIds.get(deviceId) ?? []), id]);
       if (packet.qos === 1) qos1Publishes.set(deviceId, (qos1Publishes.get(deviceId) ?? 0) + 1);
       if (!firstTopic.has(deviceId)) firstTopic.set(deviceId, packet.topic);
       if (body.metrics !== undefined && !firstTelemetry.has(deviceId))
@@ -62,10 +75,12 @@ describe('simulator against an in-process Aedes broker', () => {
   beforeEach(() => {
     clientIds = [];
     dataSeqs = new Map();
+    dataIds = new Map();
     qos1Publishes = new Map();
     firstTelemetry = new Map();
     firstTopic = new Map();
     statusPublished = new Map();
+    abruptCloses = new Map();
   });
 
   afterAll(async () => {
@@ -117,6 +132,8 @@ describe('simulator against an in-process Aedes broker', () => {
       sent: 300,
       acked: 300,
       errors: 0,
+      lost: 0,
+      reboots: 0,
       unacked: 0,
       skipped: 0,
       durationMs: 1500,
@@ -131,7 +148,9 @@ describe('simulator against an in-process Aedes broker', () => {
     for (const id of ids) {
       expect(qos1Publishes.get(id)).toBe(sim.acked[id]?.length);
       expect(dataSeqs.get(id)).toEqual(range(60));
-      expect([...(sim.acked[id] ?? [])].sort((a, b) => a - b)).toEqual(range(60));
+      expect((sim.acked[id] ?? []).map((m) => m.seq).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(range(60));
+      // What verify will look for is exactly what ingest derives from the bytes the broker received.
+      expect(new Set((sim.acked[id] ?? []).map((m) => m.id))).toEqual(new Set(dataIds.get(id)));
       // The first message after connecting is a state report.
       expect(firstTopic.get(id)).toBe(`devices/${id}/state`);
     }
@@ -139,6 +158,32 @@ describe('simulator against an in-process Aedes broker', () => {
     await vi.waitFor(() => expect(statusPublished.size).toBe(5), { timeout: 2000, interval: 20 });
     const offline = await retainedStatus(5);
     expect(Object.fromEntries(offline)).toEqual(Object.fromEntries(ids.map((id) => [id, 'offline'])));
+  });
+
+  it('reboots each device with --reboot-every: a new connection each time, and the counter back at 1', async () => {
+    const sim = createSimulator(options({ durationMs: 2500, rebootEveryMs: 1000 }));
+    await sim.start();
+    await sim.finished;
+    const summary = await sim.stop();
+    const ids = sim.deviceIds;
+    // Every reboot drops the connection without DISCONNECT (the clean stop at the end sends one).
+    await vi.waitFor(
+      () => expect([...abruptCloses.values()].reduce((a, b) => a + b, 0)).toBe(summary.reboots),
+      { timeout: 2000, interval: 20 },
+    );
+    const connections = ids.map((id) => clientIds.filter((c) => c === id).length);
+    for (const [i, id] of ids.entries()) {
+      expect(connections[i]).toBeGreaterThanOrEqual(3); // 2500 ms at one reboot per 1000 ms, first within 1000
+      const seqs = dataSeqs.get(id) ?? [];
+      // The counter went back to 1 once per reboot that came back online before the end.
+      const restarts = seqs.filter((s, k) => k > 0 && s === 1).length;
+      expect(restarts).toBe((connections[i] ?? 0) - 1);
+    }
+    expect(summary.sent).toBe(summary.acked + summary.lost + summary.errors + summary.unacked);
+    expect(summary.errors).toBe(0);
+    // Seqs repeat across boots, ids never do: each acknowledged message is its own event.
+    const acked = ids.flatMap((id) => (sim.acked[id] ?? []).map((m) => m.id));
+    expect(new Set(acked).size).toBe(summary.acked);
   });
 
   it('reproduces the same payload values from the same seed, and different ones from another seed', async () => {
@@ -177,6 +222,8 @@ describe('simulator against an in-process Aedes broker', () => {
       sent: 0,
       acked: 0,
       errors: 0,
+      lost: 0,
+      reboots: 0,
       unacked: 0,
       skipped: 0,
       durationMs: 0,
@@ -249,10 +296,31 @@ describe('parseDuration', () => {
 
 describe('verifyAgainstApi', () => {
   const TYPES = 'TelemetryRecorded,StateReported,DeviceEventReported';
-  /** Per device, pages of event ids; a page's cursor is `p{index}`. */
-  const LOG: Record<string, string[][]> = {
-    'dev-a': [['dev-a:1', 'dev-a:2'], ['dev-a:2', 'dev-a:4'], ['dev-a:5']],
-    'dev-b': [['dev-b:1', 'dev-b:2']],
+  const T = 1_795_600_800_000;
+  const data = (n: number) => ({ metrics: { t: n } });
+  /** The message `n` of a device as sent: id and content fingerprint. */
+  const sent = (device: string, n: number) => ({
+    id: `${device}:${n}:digest${n}`,
+    seq: n,
+    fingerprint: messageFingerprint('TelemetryRecorded', T + n, data(n)),
+  });
+  /** The event the log holds for message `n`; `value` other than n is an altered copy. */
+  const stored = (device: string, n: number, value = n, deviceTime?: number) => ({
+    id: `${device}:${n}:digest${n}`,
+    type: 'TelemetryRecorded',
+    time: deviceTime === undefined ? T + n : T + 999_999,
+    ...(deviceTime === undefined ? {} : { deviceTime }),
+    data: data(value),
+  });
+  /** Per device, pages of events; a page's cursor is `p{index}`. */
+  const LOG: Record<string, object[][]> = {
+    'dev-a': [
+      [stored('dev-a', 1), stored('dev-a', 2)],
+      [stored('dev-a', 2), stored('dev-a', 4, 40)],
+      [stored('dev-a', 5, 5, T + 5)],
+    ],
+    // An earlier run's events, same seqs, other content: they must satisfy nothing.
+    'dev-b': [[stored('dev-b', 1), { ...stored('dev-b', 2), id: 'dev-b:2:earlier-run' }]],
   };
   const requests: string[] = [];
   let api: http.Server;
@@ -272,7 +340,7 @@ describe('verifyAgainstApi', () => {
         return;
       }
       const index = Number((u.searchParams.get('after') ?? 'p0').slice(1));
-      const events = (pages[index] ?? []).map((id) => ({ id, type: 'TelemetryRecorded' }));
+      const events = pages[index] ?? [];
       const next = index + 1 < pages.length ? `p${index + 1}` : null;
       res
         .writeHead(200, { 'content-type': 'application/json' })
@@ -283,21 +351,48 @@ describe('verifyAgainstApi', () => {
 
   afterAll(() => close(api));
 
-  it('pages through each device and reports missing and duplicated ids exactly', async () => {
+  it('pages through each device and reports missing, duplicated and altered messages exactly', async () => {
     const report = await verifyAgainstApi({
       apiUrl,
-      acked: { 'dev-a': [1, 2, 3, 4, 5], 'dev-b': [2, 1], 'dev-c': [1, 2] },
+      acked: {
+        'dev-a': [1, 2, 3, 4, 5].map((n) => sent('dev-a', n)),
+        'dev-b': [sent('dev-b', 2), sent('dev-b', 1)],
+        'dev-c': [sent('dev-c', 1), sent('dev-c', 2)],
+      },
       concurrency: 1,
     });
     expect(report).toEqual({
       devices: [
-        { deviceId: 'dev-a', checked: 5, missing: [3], duplicated: ['dev-a:2'], eventsRead: 5 },
-        { deviceId: 'dev-b', checked: 2, missing: [], duplicated: [], eventsRead: 2 },
-        { deviceId: 'dev-c', checked: 2, missing: [1, 2], duplicated: [], eventsRead: 0 },
+        {
+          deviceId: 'dev-a',
+          checked: 5,
+          missing: [sent('dev-a', 3)],
+          duplicated: ['dev-a:2:digest2'],
+          // 4 holds another value; 5 was clock-corrected by the server and still matches by its deviceTime.
+          altered: ['dev-a:4:digest4'],
+          eventsRead: 5,
+        },
+        {
+          deviceId: 'dev-b',
+          checked: 2,
+          missing: [sent('dev-b', 2)],
+          duplicated: [],
+          altered: [],
+          eventsRead: 2,
+        },
+        {
+          deviceId: 'dev-c',
+          checked: 2,
+          missing: [sent('dev-c', 1), sent('dev-c', 2)],
+          duplicated: [],
+          altered: [],
+          eventsRead: 0,
+        },
       ],
       checked: 9,
-      missing: 3,
+      missing: 4,
       duplicated: 1,
+      altered: 1,
     });
     const q = `limit=1000&type=${encodeURIComponent(TYPES)}`;
     expect(requests).toEqual([

@@ -1,11 +1,15 @@
 /** The few API calls the dashboard makes, typed with the server's own response types. */
 import type { StoredEvent } from '../core/event.js';
-import type { DeviceView } from '../processors/device-aggregate.js';
+import type { DeviceView as AggregateView } from '../processors/device-aggregate.js';
+import type { AccountingView } from '../query/accounting-view.js';
 import type { StateAsOf } from '../query/device-queries.js';
 import type { Series } from '../query/series.js';
 import type { SeriesWindow } from './series-plan.js';
 
-export type { DeviceView, Series, StateAsOf, StoredEvent };
+/** A device as the API lists it: the aggregate, and (current state only) what became of its messages. */
+export type DeviceView = AggregateView & { accounting?: AccountingView };
+
+export type { AccountingView, Series, StateAsOf, StoredEvent };
 
 export interface EventPage {
   deviceId: string;

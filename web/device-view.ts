@@ -1,4 +1,4 @@
-import type { DeviceView } from './api.js';
+import type { AccountingView, DeviceView } from './api.js';
 import { h } from './dom.js';
 import { formatIso, formatNumber, formatStatus } from './format.js';
 
@@ -34,6 +34,7 @@ export function renderDeviceView(v: DeviceView): HTMLElement {
       ...fact('Events', 'events', String(v.events)),
       ...fact('By type', 'counts', counts || '—'),
     ),
+    ...(v.accounting ? renderAccounting(v.accounting) : []),
     h('h3', {}, 'Reported state'),
     h('pre', { class: 'reported', 'data-field': 'reported' }, JSON.stringify(v.reported, null, 2)),
     h('h3', {}, 'Metrics'),
@@ -78,4 +79,37 @@ export function renderDeviceView(v: DeviceView): HTMLElement {
           ),
         ),
   );
+}
+
+/** What became of the device's messages; it adds up: received = appended + duplicates + dead-lettered. */
+function renderAccounting(a: AccountingView): HTMLElement[] {
+  const fact = (label: string, field: string, value: string) => [
+    h('dt', {}, label),
+    h('dd', { 'data-field': field }, value),
+  ];
+  const dead = Object.entries(a.deadLettered.byReason)
+    .map(([reason, n]) => `${reason} ${n}`)
+    .join(' · ');
+  const when = (iso: string | null) => (iso === null ? '' : `, last ${formatIso(iso)}`);
+  return [
+    h('h3', {}, 'Messages'),
+    h(
+      'dl',
+      { class: 'facts accounting' },
+      ...fact('Received', 'received', String(a.received)),
+      ...fact('Appended', 'appended', String(a.appended)),
+      ...fact(
+        'Duplicates',
+        'duplicates',
+        `${a.duplicates.total} (resend ${a.duplicates.resend} · retransmission ${a.duplicates.retransmission} · status ${a.duplicates.status})${when(a.last.duplicateAt)}`,
+      ),
+      ...fact('Dead-lettered', 'deadLettered', `${a.deadLettered.total}${dead ? ` (${dead})` : ''}`),
+      ...fact('Counter resets', 'counterResets', `${a.counterResets}${when(a.last.counterResetAt)}`),
+      ...fact(
+        'Clock corrected',
+        'clockCorrected',
+        `${a.clockCorrected.total} (ahead ${a.clockCorrected.ahead} · unsynced ${a.clockCorrected.unsynced})${when(a.last.clockCorrectedAt)}`,
+      ),
+    ),
+  ];
 }

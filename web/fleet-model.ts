@@ -24,6 +24,11 @@ export interface FleetDevice {
   spark: Map<number, { sum: number; count: number }>;
   /** The sparkline needs redrawing: new data, or a window fell out of its span. */
   sparkDirty: boolean;
+  /** From the per-device accounting: duplicates and counter resets, and when the last one was received. */
+  duplicates: number;
+  lastDuplicateAt: number;
+  counterResets: number;
+  lastCounterResetAt: number;
 }
 
 export function newFleetDevice(id: string): FleetDevice {
@@ -39,10 +44,39 @@ export function newFleetDevice(id: string): FleetDevice {
     received: [],
     spark: new Map(),
     sparkDirty: true,
+    duplicates: 0,
+    lastDuplicateAt: Number.NEGATIVE_INFINITY,
+    counterResets: 0,
+    lastCounterResetAt: Number.NEGATIVE_INFINITY,
   };
 }
 
+/** Takes the accounting of a listed device (polled: resets are found by the server's fold, not here). */
+export function applyAccounting(d: FleetDevice, v: DeviceView): void {
+  const a = v.accounting;
+  if (!a) return;
+  const time = (iso: string | null) => (iso === null ? Number.NEGATIVE_INFINITY : Date.parse(iso));
+  d.duplicates = Math.max(d.duplicates, a.duplicates.total);
+  d.lastDuplicateAt = Math.max(d.lastDuplicateAt, time(a.last.duplicateAt));
+  d.counterResets = a.counterResets;
+  d.lastCounterResetAt = time(a.last.counterResetAt);
+}
+
+/** How recent a duplicate or counter reset must be to flag the device on the fleet page. */
+export const ALERT_WINDOW_MS = 10 * 60_000;
+
+/** What to flag about a device right now, e.g. "counter reset 2 min ago"; empty when nothing is recent. */
+export function deviceAlerts(d: FleetDevice, now: number, ago: (t: number) => string): string[] {
+  const alerts: string[] = [];
+  if (now - d.lastCounterResetAt <= ALERT_WINDOW_MS)
+    alerts.push(`counter reset ${ago(d.lastCounterResetAt)} (${d.counterResets} in all)`);
+  if (now - d.lastDuplicateAt <= ALERT_WINDOW_MS)
+    alerts.push(`${d.duplicates} duplicates, last ${ago(d.lastDuplicateAt)}`);
+  return alerts;
+}
+
 export function applyView(d: FleetDevice, v: DeviceView): void {
+  applyAccounting(d, v);
   d.online = v.online;
   d.onlineAt = v.onlineChangedAt === null ? Number.NEGATIVE_INFINITY : Date.parse(v.onlineChangedAt);
   d.lastSeen = v.lastSeen === null ? Number.NEGATIVE_INFINITY : Date.parse(v.lastSeen);
@@ -95,6 +129,10 @@ export function applyStreamed(
         d.online = e.type === 'DeviceConnected';
         d.onlineAt = e.time;
       }
+      break;
+    case 'DuplicateReceived':
+      d.duplicates += 1;
+      d.lastDuplicateAt = Math.max(d.lastDuplicateAt, e.receivedAt);
       break;
     case 'StateReported':
     case 'DeviceEventReported':

@@ -9,8 +9,10 @@ import {
 } from './api.js';
 import { h, setText } from './dom.js';
 import {
+  applyAccounting,
   applyStreamed,
   applyView,
+  deviceAlerts,
   compareDevices,
   newFleetDevice,
   ratePerMinute,
@@ -28,6 +30,8 @@ const SPARK_SPAN_MS = 3_600_000;
 /** Live events are batched into one render at most this often. */
 const RENDER_DELAY_MS = 250;
 const DEAD_LETTER_POLL_MS = 5_000;
+/** Counter resets are found by the server's accounting fold: the list is read again this often for them. */
+const ACCOUNTING_POLL_MS = 15_000;
 /** Sparkline requests in flight at once, so a large fleet does not queue the dashboard's other requests. */
 const SPARK_CONCURRENCY = 4;
 
@@ -45,6 +49,7 @@ interface Row {
   tr: HTMLTableRowElement;
   cells: {
     status: HTMLElement;
+    alerts: HTMLElement;
     lastSeen: HTMLElement;
     rate: HTMLElement;
     last: HTMLElement;
@@ -145,6 +150,7 @@ export function mountFleetPage(root: HTMLElement): () => void {
     if (existing) return existing;
     const cells = {
       status: h('span'),
+      alerts: h('span', { class: 'alerts', 'data-field': 'alerts' }),
       lastSeen: h('td', { 'data-label': 'Last seen' }),
       rate: h('td', { 'data-label': 'Msg/min', class: 'num' }),
       last: h('span', { class: 'spark-last' }),
@@ -159,7 +165,7 @@ export function mountFleetPage(root: HTMLElement): () => void {
         { 'data-label': 'Device', class: 'device' },
         h('a', { href: `#/devices/${encodeURIComponent(id)}` }, id),
       ),
-      h('td', { 'data-label': 'Status' }, cells.status),
+      h('td', { 'data-label': 'Status' }, cells.status, cells.alerts),
       cells.lastSeen,
       cells.rate,
       h('td', { 'data-label': 'Last hour', class: 'spark-cell' }, sparkHost, cells.last),
@@ -274,6 +280,7 @@ export function mountFleetPage(root: HTMLElement): () => void {
       const s = formatStatus(d.online);
       setText(row.cells.status, s.text);
       row.cells.status.className = s.className;
+      setText(row.cells.alerts, deviceAlerts(d, now, (t) => formatAgo(t, now)).join(' · '));
       setText(row.cells.lastSeen, Number.isFinite(d.lastSeen) ? formatAgo(d.lastSeen, now) : '—');
       const perMinute = rate(d);
       setText(row.cells.rate, perMinute === null ? '…' : formatNumber(Math.round(perMinute * 10) / 10));
@@ -292,6 +299,16 @@ export function mountFleetPage(root: HTMLElement): () => void {
       setText(deadLetters, String(await deadLetterTotal(aborter.signal)));
     } catch (err) {
       if (!isAbort(err)) setText(deadLetters, '?');
+    }
+  }
+
+  async function pollAccounting(): Promise<void> {
+    if (!loaded) return;
+    try {
+      for (const v of await listAllDevices(aborter.signal)) applyAccounting(rowFor(v.deviceId).device, v);
+      scheduleRender();
+    } catch {
+      // The next poll tries again; the stream pill already says when the server is gone.
     }
   }
 
@@ -318,12 +335,14 @@ export function mountFleetPage(root: HTMLElement): () => void {
   void load();
   void pollDeadLetters();
   const poll = window.setInterval(() => void pollDeadLetters(), DEAD_LETTER_POLL_MS);
+  const accountingPoll = window.setInterval(() => void pollAccounting(), ACCOUNTING_POLL_MS);
   // "3 s ago" and the rates move with the clock, not only with events.
   const tick = window.setInterval(() => render(false), 1000);
   return () => {
     closeStream();
     aborter.abort();
     clearInterval(poll);
+    clearInterval(accountingPoll);
     clearInterval(tick);
     clearTimeout(renderTimer);
     for (const r of rows.values()) r.sparkline.destroy();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { DeviceView } from '../../processors/device-aggregate.js';
+import type { AccountingView } from '../../query/accounting-view.js';
 import type { Series } from '../../query/series.js';
 import type { StateAsOf } from '../../query/device-queries.js';
 import { getJson, requestJson, table } from '../api-client.js';
@@ -8,14 +9,35 @@ import { addSettings, configFrom } from '../settings-options.js';
 const ago = (iso: string | null): string => {
   if (iso === null) return '-';
   const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  // A device clock may run ahead by up to the allowed skew (--max-clock-skew); say so rather than "-40s ago".
+  if (s < 0) return `${-s}s ahead (device clock)`;
   return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
 };
+
+/** One line that adds up: received = appended + duplicates + dead-lettered. */
+function accountingLine(a: AccountingView): string {
+  const dup = a.duplicates;
+  const reasons = Object.entries(a.deadLettered.byReason)
+    .map(([reason, n]) => `${reason}=${n}`)
+    .join(' ');
+  return (
+    `received ${a.received} = appended ${a.appended} + duplicates ${dup.total}` +
+    (dup.total > 0
+      ? ` (resend ${dup.resend}, retransmission ${dup.retransmission}, status ${dup.status})`
+      : '') +
+    ` + dead-lettered ${a.deadLettered.total}${reasons ? ` (${reasons})` : ''}; ` +
+    `counter resets ${a.counterResets}, clock-corrected ${a.clockCorrected.total}` +
+    (a.clockCorrected.total > 0
+      ? ` (ahead ${a.clockCorrected.ahead}, unsynced ${a.clockCorrected.unsynced})`
+      : '')
+  );
+}
 const num = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
 const out = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };
 
-function printDevice(d: DeviceView): void {
+function printDevice(d: DeviceView & { accounting?: AccountingView }): void {
   out(
     `${d.deviceId}  ${d.online === null ? 'presence unknown' : d.online ? 'online' : 'offline'}${d.onlineChangedAt ? ` since ${d.onlineChangedAt}` : ''}`,
   );
@@ -28,6 +50,7 @@ function printDevice(d: DeviceView): void {
       .join(' ')}`,
   );
   out(`  reported   ${JSON.stringify(d.reported)}`);
+  if (d.accounting) out(`  messages   ${accountingLine(d.accounting)}`);
   const rows = Object.entries(d.metrics).map(([name, m]) => [
     name,
     num(m.last),
@@ -85,7 +108,10 @@ export function registerDeviceCommands(program: Command): void {
     .option('--json', 'JSON');
   addSettings(device, ['apiUrl', 'apiToken']);
   device.action(async (id: string, opts: { json?: boolean }) => {
-    const view = await getJson<DeviceView>(configFrom(device), `/api/devices/${encodeURIComponent(id)}`);
+    const view = await getJson<DeviceView & { accounting?: AccountingView }>(
+      configFrom(device),
+      `/api/devices/${encodeURIComponent(id)}`,
+    );
     if (opts.json) out(JSON.stringify(view, null, 2));
     else printDevice(view);
   });

@@ -23,6 +23,8 @@ function summary(e: StoredEvent): string {
       return `via ${e.data.source}`;
     case 'DeviceDisconnected':
       return `via ${e.data.source}, ${e.data.reason}`;
+    case 'DuplicateReceived':
+      return `${e.data.reason}${e.data.duplicateOf === undefined ? '' : ` of ${e.data.duplicateOf}`}`;
   }
 }
 

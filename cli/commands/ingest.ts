@@ -19,6 +19,7 @@ const INGEST_SETTINGS = [
   'natsReplicas',
   'dataDir',
   'maxPayloadBytes',
+  'maxClockSkewMs',
   'host',
   'httpPort',
   'logLevel',

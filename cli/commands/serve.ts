@@ -12,6 +12,7 @@ export const SERVER_SETTINGS = [
   'httpPort',
   'logLevel',
   'maxPayloadBytes',
+  'maxClockSkewMs',
   'maxConnections',
   'deviceRate',
   'deviceBurst',

@@ -15,6 +15,7 @@ interface SimulateFlags {
   devices?: string;
   rate: string;
   duration?: string;
+  rebootEvery?: string;
   qos: string;
   seed?: string;
   idPrefix: string;
@@ -28,6 +29,7 @@ interface SimulateArgs {
   devices: number;
   rate: number;
   durationMs: number | undefined;
+  rebootEveryMs: number | undefined;
   qos: 0 | 1;
   seed: number;
   idPrefix: string;
@@ -39,6 +41,8 @@ interface SimulateArgs {
 
 /** How long the log gets, after the last acknowledgement, before --verify reads it back (ingest is asynchronous). */
 const VERIFY_SETTLE_MS = 1000;
+/** --verify reads events from this long before the run started: device clocks may lag the simulator's a little. */
+const VERIFY_FROM_MARGIN_MS = 60_000;
 const MAX_LISTED_DEVICES = 20;
 
 export function registerSimulate(program: Command): void {
@@ -53,6 +57,10 @@ export function registerSimulate(program: Command): void {
     )
     .option('--rate <msgs-per-s>', 'messages per second across the whole fleet (not per device)', '100')
     .option('--duration <time>', 'how long to send, e.g. 500ms, 30s, 5m, 1h (default: until Ctrl-C)')
+    .option(
+      '--reboot-every <time>',
+      'reboot each device this often (spread over the fleet): it drops off without DISCONNECT, loses what was in flight, and comes back with its counter at 1',
+    )
     .option('--qos <0|1>', 'QoS of data messages; with 1 a message counts as acked on PUBACK', '1')
     .option(
       '--seed <integer>',
@@ -66,7 +74,7 @@ export function registerSimulate(program: Command): void {
     )
     .option(
       '--verify',
-      'afterwards, check through the API (--api) that every acked message is in the log exactly once; exit 1 if not',
+      'afterwards, check through the API (--api) that every message this run had acked is in the log exactly once, as sent (missing, duplicated, altered); exit 1 if not',
     )
     .option(
       '--provision',
@@ -87,6 +95,7 @@ export function registerSimulate(program: Command): void {
         'Examples:',
         '  fleetlog simulate --devices 100 --rate 500 --duration 60s',
         '  fleetlog simulate --url mqtt://127.0.0.1:1883 --devices 5 --rate 200 --duration 30s --qos 1 --seed 42 --verify',
+        '  fleetlog simulate --devices 20 --rate 200 --duration 60s --reboot-every 15s --verify   # devices reboot, counters restart',
         '  fleetlog simulate --username sensor-1 --password SECRET --rate 5   # one device, against --auth required',
         '  fleetlog simulate --provision --devices 50 --rate 100 --api-token TOKEN   # a fleet, against --auth required',
       ].join('\n'),
@@ -125,6 +134,7 @@ export function registerSimulate(program: Command): void {
         devices: args.devices,
         rate: args.rate,
         durationMs: args.durationMs,
+        rebootEveryMs: args.rebootEveryMs,
         qos: args.qos,
         seed: args.seed,
         idPrefix: args.idPrefix,
@@ -184,6 +194,15 @@ function parseFlags(flags: SimulateFlags, withCredentials: boolean): SimulateArg
         `--duration ${typeof parsed === 'number' ? `must be longer than 0, got "${flags.duration}"` : parsed.error}`,
       );
   }
+  let rebootEveryMs: number | undefined;
+  if (flags.rebootEvery !== undefined) {
+    const parsed = parseDuration(flags.rebootEvery);
+    if (typeof parsed === 'number' && parsed >= 1000) rebootEveryMs = parsed;
+    else
+      problems.push(
+        `--reboot-every ${typeof parsed === 'number' ? `must be at least 1s (a reboot takes a moment), got "${flags.rebootEvery}"` : parsed.error}`,
+      );
+  }
   if (flags.qos !== '0' && flags.qos !== '1') problems.push(`--qos must be 0 or 1, got "${flags.qos}"`);
   const seed = flags.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(flags.seed);
   if (!Number.isSafeInteger(seed) || flags.seed?.trim() === '') {
@@ -201,6 +220,7 @@ function parseFlags(flags: SimulateFlags, withCredentials: boolean): SimulateArg
     devices,
     rate,
     durationMs,
+    rebootEveryMs,
     qos: flags.qos === '0' ? 0 : 1,
     seed,
     idPrefix: flags.idPrefix,
@@ -280,6 +300,12 @@ function formatSummary(s: SimulatorSummary, args: SimulateArgs): string {
     ['acked', String(s.acked)],
     ['unacked', String(s.unacked)],
     ['errors', String(s.errors)],
+    ...(args.rebootEveryMs === undefined
+      ? []
+      : ([
+          ['reboots', String(s.reboots)],
+          ['lost', `${s.lost} (in flight at a reboot, never acked)`],
+        ] as [string, string][])),
     ['skipped', String(s.skipped)],
     ['avg rate', `${(seconds > 0 ? s.sent / seconds : 0).toFixed(1)} msg/s`],
   ];
@@ -294,13 +320,15 @@ async function verify(
 ): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, VERIFY_SETTLE_MS));
   const deadline = Date.now() + waitMs;
+  const from = sim.startedAt === undefined ? undefined : sim.startedAt - VERIFY_FROM_MARGIN_MS;
+  const check = () => verifyAgainstApi({ apiUrl, apiToken, acked: sim.acked, from });
   let report: VerifyReport;
   try {
-    report = await verifyAgainstApi({ apiUrl, apiToken, acked: sim.acked });
+    report = await check();
     // Missing may still arrive (a broker's queue draining into ingest); a duplicate never goes away.
     while (report.missing > 0 && Date.now() + 1000 <= deadline) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      report = await verifyAgainstApi({ apiUrl, apiToken, acked: sim.acked });
+      report = await check();
     }
   } catch (err) {
     const reason =
@@ -314,21 +342,27 @@ async function verify(
     );
   }
   process.stdout.write(formatVerify(report));
-  if (report.missing > 0 || report.duplicated > 0) {
-    throw new CliError(`verification failed: ${report.missing} missing, ${report.duplicated} duplicated`);
+  if (report.missing > 0 || report.duplicated > 0 || report.altered > 0) {
+    throw new CliError(
+      `verification failed: ${report.missing} missing, ${report.duplicated} duplicated, ${report.altered} altered`,
+    );
   }
 }
 
 function formatVerify(report: VerifyReport): string {
   const lines = [
-    `verify    ${report.checked} acked messages on ${report.devices.length} devices: ` +
-      `${report.missing} missing, ${report.duplicated} duplicated`,
+    `verify    ${report.checked} messages this run had acked, on ${report.devices.length} devices: ` +
+      `${report.missing} missing, ${report.duplicated} duplicated, ${report.altered} altered`,
   ];
-  const bad = report.devices.filter((d) => d.missing.length > 0 || d.duplicated.length > 0);
+  const bad = report.devices.filter(
+    (d) => d.missing.length > 0 || d.duplicated.length > 0 || d.altered.length > 0,
+  );
   for (const d of bad.slice(0, MAX_LISTED_DEVICES)) {
-    const missing = d.missing.length > 0 ? `  missing seq ${abbreviate(d.missing.map(String))}` : '';
+    const missing =
+      d.missing.length > 0 ? `  missing seq ${abbreviate(d.missing.map((m) => String(m.seq ?? m.id)))}` : '';
     const duplicated = d.duplicated.length > 0 ? `  duplicated ${abbreviate(d.duplicated)}` : '';
-    lines.push(`  ${d.deviceId}  checked ${d.checked}${missing}${duplicated}`);
+    const altered = d.altered.length > 0 ? `  altered ${abbreviate(d.altered)}` : '';
+    lines.push(`  ${d.deviceId}  checked ${d.checked}${missing}${duplicated}${altered}`);
   }
   if (bad.length > MAX_LISTED_DEVICES) lines.push(`  … and ${bad.length - MAX_LISTED_DEVICES} more devices`);
   return lines.join('\n') + '\n';
