@@ -95,6 +95,8 @@ export function cloneAggregate(a: DeviceAggregate): DeviceAggregate {
  * Everywhere else, use the pure evolveDevice.
  */
 export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
+  // A record that a resend arrived: the accounting's business (processors/accounting), not the device's state.
+  if (event.type === 'DuplicateReceived') return;
   a.version = Math.max(a.version, event.version);
   a.lastSeq = Math.max(a.lastSeq, event.seq);
   a.events += 1;
@@ -144,7 +146,6 @@ export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
       a.onlineStamp = stamp;
       return;
     case 'DeviceEventReported':
-    case 'DuplicateReceived':
       return;
   }
 }

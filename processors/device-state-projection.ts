@@ -76,7 +76,6 @@ export function createDeviceStateProjection(options: { snapshotEvery: number }):
       'DeviceEventReported',
       'DeviceConnected',
       'DeviceDisconnected',
-      'DuplicateReceived',
     ],
     setup(db) {
       db.exec(`

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { isFleetlogError } from '../core/errors.js';
 import { isValidDeviceId } from '../core/topics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
@@ -63,7 +64,15 @@ export function registerDeviceRoutes(
   }
   const { db, deviceState, accounting, runner } = readSide;
   const accountingOf = async (id: string) =>
-    viewAccounting(id, accounting.get(db, id), await deadLetters.counts(id));
+    viewAccounting(
+      id,
+      accounting.get(db, id),
+      await deadLetters.counts(id).catch((err: unknown) => {
+        // fleetlog process beside a remote ingest: its dead letters are out of reach, not zero.
+        if (!isFleetlogError(err, 'ERR_UNAVAILABLE')) throw err;
+        return { unavailable: err.message };
+      }),
+    );
   const position = () => runner.status().find((s) => s.name === 'device-state')?.position ?? 0;
 
   app.get<{ Querystring: Query }>('/api/devices', async (req, reply) => {
@@ -93,7 +102,8 @@ export function registerDeviceRoutes(
     const { id } = req.params;
     if (!isValidDeviceId(id)) return badRequest(reply, [ID_PROBLEM]);
     const view = await accountingOf(id);
-    return view.received === 0 && !deviceState.get(db, id)
+    const heard = view.appended + view.duplicates.total + (view.deadLettered?.total ?? 0) > 0;
+    return !heard && !deviceState.get(db, id)
       ? notFound(reply, `no message from device "${id}" was received`)
       : view;
   });

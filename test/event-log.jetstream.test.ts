@@ -141,10 +141,10 @@ describe.skipIf(!available)('event log on NATS JetStream', () => {
         });
       // PUBACK came after the append: the events are in JetStream now, no waiting.
       const stream = await running.log.readStream('dev.1', { fromVersion: 1, limit: 10 });
-      expect(stream.map((e) => [e.id, e.version])).toEqual([
-        ['dev.1:1', 1],
-        ['dev.1:2', 2],
-        ['dev.1:3', 3],
+      expect(stream.map((e) => [e.deviceSeq, e.version])).toEqual([
+        [1, 1],
+        [2, 2],
+        [3, 3],
       ]);
       const device = await waitFor(async () => {
         const res = await fetch(`${running.httpUrl}/api/devices/dev.1`);

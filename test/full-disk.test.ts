@@ -372,11 +372,11 @@ describe('a full disk seen over MQTT', () => {
       `${server.httpUrl}/api/devices/sensor-1/events?type=TelemetryRecorded,StateReported`,
     );
     const { events } = (await res.json()) as { events: StoredEvent[] };
-    expect(events.map((e) => [e.id, e.version])).toEqual([
-      ['sensor-1:1', 1],
-      ['sensor-1:2', 2],
-      ['sensor-1:3', 3],
-      ['sensor-1:4', 4],
+    expect(events.map((e) => [e.deviceSeq, e.version])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
     ]);
     const logLines = lines.filter((l) => l.component === 'eventlog' && l.level >= 30);
     expect(logLines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([

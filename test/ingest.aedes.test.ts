@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient, type Packet } from 'mqtt';
 import type { StoredEvent } from '../core/event.js';
+import { contentEventId } from '../core/event-id.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
 import { startTestServer, waitFor } from './helpers/start-test-server.js';
@@ -31,19 +32,42 @@ async function history(
 }
 
 describe('ingest through the embedded Aedes broker', () => {
-  it('appends a QoS 1 telemetry message before its PUBACK, once per seq', async () => {
+  it('appends a QoS 1 telemetry message before its PUBACK; a resend is a duplicate, new content under the same seq is new', async () => {
     server = await startTestServer();
     const client = await connect(server.mqttUrl, { clientId: 'probe-client' });
-    await client.publishAsync('devices/probe-1/telemetry', '{"seq":1,"temperature":21.5}', { qos: 1 });
+    const topic = 'devices/probe-1/telemetry';
+    await client.publishAsync(topic, '{"seq":1,"temperature":21.5}', { qos: 1 });
     // The PUBACK came back: the event must already be readable, no waiting.
     const first = await history(server, 'probe-1');
-    expect(first.body.events.map((e) => [e.version, e.id, e.type, e.data])).toEqual([
-      [1, 'probe-1:1', 'TelemetryRecorded', { metrics: { temperature: 21.5 } }],
+    expect(first.body.events.map((e) => [e.version, e.id, e.type, e.deviceSeq, e.data])).toEqual([
+      [
+        1,
+        contentEventId('probe-1', 1, topic, '{"seq":1,"temperature":21.5}'),
+        'TelemetryRecorded',
+        1,
+        { metrics: { temperature: 21.5 } },
+      ],
     ]);
-    await client.publishAsync('devices/probe-1/telemetry', '{"seq":1,"temperature":99}', { qos: 1 });
-    expect((await history(server, 'probe-1')).body.events).toEqual(first.body.events);
+    // The same bytes again: stored once, and the resend itself recorded (not its content).
+    await client.publishAsync(topic, '{"seq":1,"temperature":21.5}', { qos: 1 });
+    const resent = (await history(server, 'probe-1')).body.events;
+    expect(resent.map((e) => [e.version, e.type, e.data])).toEqual([
+      [1, 'TelemetryRecorded', { metrics: { temperature: 21.5 } }],
+      [
+        2,
+        'DuplicateReceived',
+        { reason: 'resend', clientId: 'probe-client', duplicateOf: first.body.events[0]?.id },
+      ],
+    ]);
+    // The same seq with other content (a device that restarted its counter): new data, never a duplicate.
+    await client.publishAsync(topic, '{"seq":1,"temperature":99}', { qos: 1 });
+    const after = (await history(server, 'probe-1', '&type=TelemetryRecorded')).body.events;
+    expect(after.map((e) => [e.version, e.deviceSeq, e.data])).toEqual([
+      [1, 1, { metrics: { temperature: 21.5 } }],
+      [3, 1, { metrics: { temperature: 99 } }],
+    ]);
     const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
-    expect(metrics).toContain('fleetlog_messages_total{outcome="appended"} 1');
+    expect(metrics).toContain('fleetlog_messages_total{outcome="appended"} 2');
     expect(metrics).toContain('fleetlog_messages_total{outcome="duplicate"} 1');
   });
 
@@ -65,7 +89,7 @@ describe('ingest through the embedded Aedes broker', () => {
       ['unknown_topic', 'devices/bad-1/nonsense', '{}', 'probe-client'],
     ]);
     expect(body.counts).toEqual({ invalid_json: 1, invalid_shape: 1, unknown_topic: 1 });
-    expect((await history(server, 'bad-1')).body.events.map((e) => e.id)).toEqual(['bad-1:3']);
+    expect((await history(server, 'bad-1')).body.events.map((e) => e.deviceSeq)).toEqual([3]);
   });
 
   it('sends no PUBACK when the append fails, and closes the connection so the device resends', async () => {
@@ -98,7 +122,7 @@ describe('ingest through the embedded Aedes broker', () => {
     const { events } = (await history(server, 'fast-1', '&type=TelemetryRecorded')).body;
     expect(events).toHaveLength(1000);
     const byVersion = [...events].sort((a, b) => a.version - b.version);
-    expect(byVersion.map((e) => e.id)).toEqual(Array.from({ length: 1000 }, (_, i) => `fast-1:${i + 1}`));
+    expect(byVersion.map((e) => e.deviceSeq)).toEqual(Array.from({ length: 1000 }, (_, i) => i + 1));
   });
 
   it('records connects and disconnects of a device with a last will, with the reason', async () => {
@@ -127,14 +151,19 @@ describe('ingest through the embedded Aedes broker', () => {
     ]);
   });
 
-  it('turns status messages into presence events, once per change', async () => {
+  it('turns status messages into presence events, once per change; a repeat is a status duplicate', async () => {
     server = await startTestServer();
     const client = await connect(server.mqttUrl, { clientId: 'operator' });
     for (const status of ['online', 'online', 'offline', 'online']) {
       await client.publishAsync('devices/gw-1/status', status, { qos: 1, retain: true });
     }
     const { events } = (await history(server, 'gw-1')).body;
-    expect(events.map((e) => e.type)).toEqual(['DeviceConnected', 'DeviceDisconnected', 'DeviceConnected']);
+    expect(events.map((e) => [e.type, e.type === 'DuplicateReceived' ? e.data.reason : null])).toEqual([
+      ['DeviceConnected', null],
+      ['DuplicateReceived', 'status'],
+      ['DeviceDisconnected', null],
+      ['DeviceConnected', null],
+    ]);
   });
 
   it('routes non-device topics between clients and ingests MQTT over WebSocket', async () => {
@@ -148,7 +177,7 @@ describe('ingest through the embedded Aedes broker', () => {
     await ws.publishAsync('devices/ws-1/telemetry', '{"seq":5,"t":1}', { qos: 1 });
     await waitFor(() => (got.length === 2 ? true : undefined));
     expect(got).toEqual(['chat/room hello', 'devices/ws-1/telemetry {"seq":5,"t":1}']);
-    expect((await history(server, 'ws-1')).body.events.map((e) => e.id)).toEqual(['ws-1:5']);
+    expect((await history(server, 'ws-1')).body.events.map((e) => e.deviceSeq)).toEqual([5]);
     const dead = (await (await fetch(`${server.httpUrl}/api/dead-letters`)).json()) as {
       deadLetters: unknown[];
     };

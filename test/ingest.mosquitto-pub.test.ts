@@ -25,20 +25,23 @@ describe.skipIf(!HAS_MOSQUITTO_PUB)(
         timeout: 5000,
       });
 
-    async function events(deviceId: string): Promise<StoredEvent[]> {
-      const res = await fetch(`${server.httpUrl}/api/devices/${deviceId}/events`);
+    async function events(deviceId: string, type = 'TelemetryRecorded'): Promise<StoredEvent[]> {
+      const res = await fetch(`${server.httpUrl}/api/devices/${deviceId}/events?type=${type}`);
       return ((await res.json()) as { events: StoredEvent[] }).events;
     }
 
-    it('records a QoS 1 message with version 1, ignores the same seq again, and dead-letters a malformed one', async () => {
+    it('records a QoS 1 message with version 1, stores the same bytes again once, and dead-letters a malformed one', async () => {
       await pub('devices/probe-1/telemetry', '{"seq":1,"temperature":21.5}');
       const first = await events('probe-1');
-      expect(first.map((e) => [e.version, e.id, e.data])).toEqual([
-        [1, 'probe-1:1', { metrics: { temperature: 21.5 } }],
+      expect(first.map((e) => [e.version, e.deviceSeq, e.data])).toEqual([
+        [1, 1, { metrics: { temperature: 21.5 } }],
       ]);
 
       await pub('devices/probe-1/telemetry', '{"seq":1,"temperature":21.5}');
       expect(await events('probe-1')).toEqual(first);
+      expect((await events('probe-1', 'DuplicateReceived')).map((e) => e.data)).toEqual([
+        { reason: 'resend', clientId: expect.any(String) as string, duplicateOf: first[0]?.id },
+      ]);
 
       await pub('devices/probe-1/telemetry', 'not json at all');
       const res = await fetch(`${server.httpUrl}/api/dead-letters?reason=invalid_json`);
@@ -59,11 +62,11 @@ describe.skipIf(!HAS_MOSQUITTO_PUB)(
         { seq: 3, ts: at('01:05'), temperature: 25 },
         { seq: 4, ts: at('01:50'), temperature: 23 },
         { seq: 5, ts: at('00:50'), temperature: 33 }, // late: belongs to 10:00, arrives after 10:01:50
-        { seq: 3, ts: at('01:05'), temperature: 99 }, // duplicate of seq 3: ignored
+        { seq: 3, ts: at('01:05'), temperature: 25 }, // seq 3 resent, the same bytes: stored once
       ];
       for (const m of messages) await pub('devices/therm-1/telemetry', JSON.stringify(m));
       await server.readSide?.runner.waitFor(await server.log.lastSeq());
-      expect(server.readSide?.runner.status().map((p) => p.lag)).toEqual([0, 0]);
+      expect(server.readSide?.runner.status().map((p) => p.lag)).toEqual([0, 0, 0]);
 
       const device = (await (await fetch(`${server.httpUrl}/api/devices/therm-1`)).json()) as {
         metrics: { temperature: unknown };

@@ -73,7 +73,11 @@ describe('fleetlog process on a SQLite log (beside serve --processors off, same 
 
     // A late reading (minute 0.5) arriving after the process started: it follows the log and folds it in.
     await publish(serve.mqttUrl, [reading('split-1', 4, 0.5, 18)]);
-    await waitFor(async () => ((await device('split-1')).events === 3 ? true : undefined), 10_000);
+    await waitFor(
+      async () =>
+        ((await device('split-1')).metrics.temperature as { count: number }).count === 3 ? true : undefined,
+      10_000,
+    );
     expect((await device('split-1')).metrics.temperature).toMatchObject({
       last: 22,
       min: 18,
@@ -88,10 +92,10 @@ describe('fleetlog process on a SQLite log (beside serve --processors off, same 
       expect(fromProcess.status).toBe(200);
       expect(fromProcess).toEqual(fromServe);
     }
-    const page = await getJson<{ events: { id: string }[] }>(
-      `${processor.httpUrl}/api/devices/split-1/events`,
+    const page = await getJson<{ events: { deviceSeq: number }[] }>(
+      `${processor.httpUrl}/api/devices/split-1/events?type=TelemetryRecorded`,
     );
-    expect(page.body.events.map((e) => e.id)).toEqual(['split-1:1', 'split-1:4', 'split-1:2']);
+    expect(page.body.events.map((e) => e.deviceSeq)).toEqual([1, 4, 2]);
 
     const asOf = await getJson<{ state: { metrics: { temperature: { last: number; count: number } } } }>(
       `${processor.httpUrl}/api/devices/split-1/state?at=${T0 + 45_000}`,

@@ -60,9 +60,9 @@ describe('live stream and presence', () => {
     await client.publishAsync('devices/s-1/telemetry', '{"seq":3,"v":3}', { qos: 1 });
     await client.endAsync();
     const events = await received;
-    expect(events.map((e) => [e.id, e.event, e.data.id])).toEqual([
-      ['2', 'TelemetryRecorded', 's-1:1'],
-      ['4', 'TelemetryRecorded', 's-1:3'],
+    expect(events.map((e) => [e.id, e.event, e.data.deviceSeq])).toEqual([
+      ['2', 'TelemetryRecorded', 1],
+      ['4', 'TelemetryRecorded', 3],
     ]);
     await server.readSide?.runner.waitFor(4);
     const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
@@ -77,10 +77,9 @@ describe('live stream and presence', () => {
       await client.publishAsync('devices/s-3/telemetry', JSON.stringify({ seq, v: seq }), { qos: 1 });
     await client.endAsync();
     const res = await fetch(`${server.httpUrl}/api/stream`, { headers: { 'last-event-id': '1' } });
-    expect((await readEvents(res.body as ReadableStream<Uint8Array>, 2)).map((e) => e.data.id)).toEqual([
-      's-3:2',
-      's-3:3',
-    ]);
+    expect(
+      (await readEvents(res.body as ReadableStream<Uint8Array>, 2)).map((e) => e.data.deviceSeq),
+    ).toEqual([2, 3]);
   });
 
   it('records a device that stops sending PINGREQ as disconnected by keepalive [MQTT-3.1.2-24]', async () => {

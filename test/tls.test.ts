@@ -82,7 +82,7 @@ describe.skipIf(!hasCommand('openssl'))('TLS for MQTT and the HTTP API (apt: ope
     await client.publishAsync('devices/tls-1/telemetry', '{"seq":1,"temperature":7}', { qos: 1 });
     await client.endAsync();
     const events = await server.log.readStream('tls-1', { fromVersion: 1, limit: 10 });
-    expect(events.map((e) => [e.id, e.data])).toEqual([['tls-1:1', { metrics: { temperature: 7 } }]]);
+    expect(events.map((e) => [e.deviceSeq, e.data])).toEqual([[1, { metrics: { temperature: 7 } }]]);
     // The plain listener is still there beside it.
     expect(server.mqttUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
   });

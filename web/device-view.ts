@@ -87,7 +87,7 @@ function renderAccounting(a: AccountingView): HTMLElement[] {
     h('dt', {}, label),
     h('dd', { 'data-field': field }, value),
   ];
-  const dead = Object.entries(a.deadLettered.byReason)
+  const dead = Object.entries(a.deadLettered?.byReason ?? {})
     .map(([reason, n]) => `${reason} ${n}`)
     .join(' · ');
   const when = (iso: string | null) => (iso === null ? '' : `, last ${formatIso(iso)}`);
@@ -96,14 +96,18 @@ function renderAccounting(a: AccountingView): HTMLElement[] {
     h(
       'dl',
       { class: 'facts accounting' },
-      ...fact('Received', 'received', String(a.received)),
+      ...fact('Received', 'received', a.received === null ? `? (${a.note ?? ''})` : String(a.received)),
       ...fact('Appended', 'appended', String(a.appended)),
       ...fact(
         'Duplicates',
         'duplicates',
         `${a.duplicates.total} (resend ${a.duplicates.resend} · retransmission ${a.duplicates.retransmission} · status ${a.duplicates.status})${when(a.last.duplicateAt)}`,
       ),
-      ...fact('Dead-lettered', 'deadLettered', `${a.deadLettered.total}${dead ? ` (${dead})` : ''}`),
+      ...fact(
+        'Dead-lettered',
+        'deadLettered',
+        a.deadLettered === null ? '?' : `${a.deadLettered.total}${dead ? ` (${dead})` : ''}`,
+      ),
       ...fact('Counter resets', 'counterResets', `${a.counterResets}${when(a.last.counterResetAt)}`),
       ...fact(
         'Clock corrected',

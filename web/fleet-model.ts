@@ -104,6 +104,12 @@ export function applyStreamed(
   const newMetrics: string[] = [];
   if (e.version <= d.version) return { applied: false, newMetrics };
   d.version = e.version;
+  // Not part of the device aggregate (processors/device-aggregate.ts): only the accounting counts it.
+  if (e.type === 'DuplicateReceived') {
+    d.duplicates += 1;
+    d.lastDuplicateAt = Math.max(d.lastDuplicateAt, e.receivedAt);
+    return { applied: true, newMetrics };
+  }
   d.events += 1;
   d.lastSeen = Math.max(d.lastSeen, e.time);
   switch (e.type) {
@@ -129,10 +135,6 @@ export function applyStreamed(
         d.online = e.type === 'DeviceConnected';
         d.onlineAt = e.time;
       }
-      break;
-    case 'DuplicateReceived':
-      d.duplicates += 1;
-      d.lastDuplicateAt = Math.max(d.lastDuplicateAt, e.receivedAt);
       break;
     case 'StateReported':
     case 'DeviceEventReported':

@@ -17,19 +17,21 @@ const ago = (iso: string | null): string => {
 /** One line that adds up: received = appended + duplicates + dead-lettered. */
 function accountingLine(a: AccountingView): string {
   const dup = a.duplicates;
-  const reasons = Object.entries(a.deadLettered.byReason)
+  const dead = a.deadLettered;
+  const reasons = Object.entries(dead?.byReason ?? {})
     .map(([reason, n]) => `${reason}=${n}`)
     .join(' ');
   return (
-    `received ${a.received} = appended ${a.appended} + duplicates ${dup.total}` +
+    `received ${a.received ?? '?'} = appended ${a.appended} + duplicates ${dup.total}` +
     (dup.total > 0
       ? ` (resend ${dup.resend}, retransmission ${dup.retransmission}, status ${dup.status})`
       : '') +
-    ` + dead-lettered ${a.deadLettered.total}${reasons ? ` (${reasons})` : ''}; ` +
+    ` + dead-lettered ${dead === null ? '?' : dead.total}${reasons ? ` (${reasons})` : ''}; ` +
     `counter resets ${a.counterResets}, clock-corrected ${a.clockCorrected.total}` +
     (a.clockCorrected.total > 0
       ? ` (ahead ${a.clockCorrected.ahead}, unsynced ${a.clockCorrected.unsynced})`
-      : '')
+      : '') +
+    (a.note === undefined ? '' : `\n             (${a.note})`)
   );
 }
 const num = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
