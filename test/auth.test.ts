@@ -335,7 +335,9 @@ describe('the CLI against --auth required', () => {
       'warn',
     );
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('Is the broker running?');
+    expect(refused.stderr).toContain(
+      'Connection refused: Not authorized\nThe broker requires credentials (it runs with --auth required).',
+    );
   });
 
   it('simulate --provision issues the whole fleet credentials through the API, and replaces them on the next run', async () => {
