@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   ERR_LOG_APPEND_FAILED: 'the event log could not append',
   ERR_LOG_CORRUPT: 'the event log failed its integrity check',
   ERR_QUERY_INVALID: 'a query parameter is invalid',
+  ERR_URI_TOO_LONG: 'the request URL is longer than the server reads',
+  ERR_UNSUPPORTED_MEDIA_TYPE: 'the request body is not JSON',
   ERR_NOT_FOUND: 'not found',
   ERR_UNAUTHORIZED: 'the API token is missing or wrong',
   ERR_CONFLICT: 'it exists already',
