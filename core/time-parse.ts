@@ -46,6 +46,23 @@ export function checkTime(text: string, now: number = Date.now()): TimeParse {
   return Number.isNaN(ms) ? notATime(text) : { ok: true, time: ms };
 }
 
+/**
+ * An ISO 8601 date and time only (what a device may send as `ts`): no `now`, no relative times, and no date
+ * that does not exist (Date.parse would move 2026-02-30 to March 2).
+ */
+export function checkIsoTime(text: string): TimeParse {
+  const t = text.trim();
+  const fields = ISO_FIELDS.exec(t);
+  if (!fields) return { ok: false, problem: `"${text.slice(0, 40)}" is not an ISO 8601 time` };
+  const missing = nonexistent(fields);
+  if (missing !== undefined)
+    return { ok: false, problem: `"${text.slice(0, 40)}" does not exist: ${missing}` };
+  const ms = Date.parse(t);
+  return Number.isNaN(ms)
+    ? { ok: false, problem: `"${text.slice(0, 40)}" is not an ISO 8601 time` }
+    : { ok: true, time: ms };
+}
+
 function notATime(text: string): TimeParse {
   return { ok: false, problem: `"${text}" is not a time; use ${TIME_FORMATS_HINT}` };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NewEvent } from '../core/event.js';
 import { contentEventId } from '../core/event-id.js';
+import { checkIsoTime } from '../core/time-parse.js';
 import { parseTopic, type DeviceTopic } from '../core/topics.js';
 
 /** Why a message was turned away; stored with its dead letter and counted per reason in /metrics. */
@@ -278,8 +279,11 @@ function checkShape(root: JsonObject, what: string): void {
 function eventTime(ts: unknown, options: ParseOptions): { time: number; deviceTime?: number } {
   let parsed: number;
   if (typeof ts === 'number') parsed = ts;
-  else if (typeof ts === 'string') parsed = Date.parse(ts);
-  else throw new Rejection('invalid_time', 'ts must be epoch milliseconds or an ISO 8601 string');
+  else if (typeof ts === 'string') {
+    const iso = checkIsoTime(ts);
+    if (!iso.ok) throw new Rejection('invalid_time', `ts ${iso.problem}`);
+    parsed = iso.time;
+  } else throw new Rejection('invalid_time', 'ts must be epoch milliseconds or an ISO 8601 string');
   // ±8.64e15 ms is the range of a JavaScript Date (and fits SQLite's 64-bit integers).
   if (!Number.isFinite(parsed) || Math.abs(parsed) > 8.64e15)
     throw new Rejection('invalid_time', 'ts is not a valid time');

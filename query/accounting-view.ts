@@ -17,8 +17,8 @@ export interface AccountingView {
   deadLettered: { total: number; byReason: Partial<Record<RejectReason, number>> } | null;
   counterResets: number;
   clockCorrected: { total: number; ahead: number; unsynced: number };
-  /** When each last happened (receive time, ISO 8601), null: never. */
-  last: { counterResetAt: string | null; duplicateAt: string | null; clockCorrectedAt: string | null };
+  /** When each last happened (receive time, ISO 8601), null: never. A resend is a resend or retransmission. */
+  last: { counterResetAt: string | null; resendAt: string | null; clockCorrectedAt: string | null };
   note?: string;
 }
 
@@ -33,7 +33,7 @@ export function viewAccounting(
   const iso = (t: number | null | undefined) => (t == null ? null : new Date(t).toISOString());
   const d = folded?.duplicates ?? { resend: 0, retransmission: 0, status: 0 };
   const duplicates = d.resend + d.retransmission + d.status;
-  const unavailable = 'unavailable' in deadLettered ? (deadLettered.unavailable as string) : undefined;
+  const unavailable = 'unavailable' in deadLettered ? deadLettered.unavailable : undefined;
   const byReason = unavailable === undefined ? (deadLettered as Partial<Record<RejectReason, number>>) : {};
   const dead = Object.values(byReason).reduce((a, b) => a + (b ?? 0), 0);
   const appended = folded?.appended ?? 0;
@@ -48,7 +48,7 @@ export function viewAccounting(
     clockCorrected: { total: clock.ahead + clock.unsynced, ...clock },
     last: {
       counterResetAt: iso(folded?.lastCounterResetAt),
-      duplicateAt: iso(folded?.lastDuplicateAt),
+      resendAt: iso(folded?.lastResendAt),
       clockCorrectedAt: iso(folded?.lastClockCorrectedAt),
     },
     ...(unavailable === undefined ? {} : { note: unavailable }),

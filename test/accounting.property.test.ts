@@ -137,7 +137,7 @@ describe(`per-device accounting (fast-check seed ${SEED})`, () => {
             let topic: string;
             let payload: string;
             let sendSeq: number | undefined;
-            let ts: 'none' | 'ok' | 'ahead' | 'unsynced' = 'none';
+            let ts: 'none' | 'ok' | 'ahead' | 'unsynced';
             if (a.kind === 'resend' && list.length > 0) {
               ({ topic, payload } = list[a.pick % list.length] as { topic: string; payload: string });
               const parsed = JSON.parse(payload) as { seq?: number; ts?: unknown };

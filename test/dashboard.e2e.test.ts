@@ -231,6 +231,54 @@ describe.skipIf(!existsSync(CHROMIUM))(
       await devicePage.close();
     });
 
+    it('shows what became of a device’s messages on its page, and flags its resends and counter reset on the fleet page', async () => {
+      const id = 'e2e-acct-1';
+      const client = await mqtt.connectAsync(server.mqttUrl, { clientId: 'dashboard-acct-publisher' });
+      const t = Date.now() - 60_000;
+      const topic = `devices/${id}/telemetry`;
+      const first = JSON.stringify({ ts: t, seq: 1, temperature: 20 });
+      await client.publishAsync(topic, first, { qos: 1 });
+      await client.publishAsync(topic, first, { qos: 1 }); // a resend
+      await client.publishAsync(topic, JSON.stringify({ ts: t + 1000, seq: 2, temperature: 21 }), { qos: 1 });
+      await client.publishAsync(topic, JSON.stringify({ ts: t + 2000, seq: 1, temperature: 22 }), { qos: 1 }); // reboot
+      await client.publishAsync(
+        topic,
+        JSON.stringify({ ts: '2099-01-01T00:00:00Z', seq: 2, temperature: 23 }),
+        {
+          qos: 1,
+        },
+      );
+      await client.publishAsync(topic, '{"seq":3,"temperature":', { qos: 1 }); // dead-lettered
+      await client.endAsync();
+      await server.readSide?.runner.waitFor(await server.log.lastSeq());
+      const { accounting } = await api<{ accounting: { received: number } }>(`/api/devices/${id}`);
+      expect(accounting.received).toBe(6);
+
+      const page = await open(`#/devices/${encodeURIComponent(id)}`);
+      const field = (name: string) =>
+        page.getByTestId('current').locator(`.accounting [data-field=${name}]`).textContent();
+      await expect.poll(() => field('received'), { timeout: 10_000 }).toBe('6');
+      expect(await field('appended')).toBe('4');
+      expect(await field('duplicates')).toMatch(/^1 \(resend 1 · retransmission 0 · status 0\), last /);
+      expect(await field('deadLettered')).toBe('1 (invalid_json 1)');
+      expect(await field('counterResets')).toMatch(/^1, last /);
+      expect(await field('clockCorrected')).toMatch(/^1 \(ahead 1 · unsynced 0\), last /);
+
+      const fleet = await open('');
+      const alerts = fleet.locator(`tr[data-device="${id}"] [data-field=alerts]`);
+      await expect
+        .poll(() => alerts.textContent(), { timeout: 10_000 })
+        .toMatch(/^counter reset \d+ s ago \(1 in all\) · 1 resends, last \d+ s ago$/);
+      // The simulated devices did nothing of the kind: nothing flagged.
+      for (const simulated of sim.deviceIds)
+        expect(await fleet.locator(`tr[data-device="${simulated}"] [data-field=alerts]`).textContent()).toBe(
+          '',
+        );
+      expect(consoleErrors).toEqual([]);
+      await page.close();
+      await fleet.close();
+    });
+
     it('fits a phone-width screen and reaches a device by keyboard alone', async () => {
       const page = await open('', { width: 390, height: 844 });
       await expect
@@ -268,10 +316,10 @@ describe.skipIf(!existsSync(CHROMIUM))(
       const dir = SCREENSHOT_DIR ?? path.join(server.dataDir, 'screenshots');
       mkdirSync(dir, { recursive: true });
       const fleet = await open('', { width: 1100, height: 500 });
-      // The four simulated devices and the probe from the test before.
+      // The four simulated devices, and the probes of the tests before.
       await expect
         .poll(() => fleet.locator('tr[data-device]').count(), { timeout: 10_000 })
-        .toBe(DEVICES + 1);
+        .toBe(DEVICES + 2);
       // A busy part of the fleet joins while the page watches, so the picture shows live rates; its clock
       // covers the last hour in 6 s, which fills the sparklines.
       const t1 = Date.now();
@@ -282,7 +330,7 @@ describe.skipIf(!existsSync(CHROMIUM))(
       try {
         await busy.start();
         await busy.finished;
-        await expect.poll(() => fleet.locator('.spark canvas').count()).toBe(DEVICES + 4);
+        await expect.poll(() => fleet.locator('.spark canvas').count()).toBe(DEVICES + 5);
         await fleet.screenshot({ path: path.join(dir, 'fleet-page.png') });
       } finally {
         await busy.stop();

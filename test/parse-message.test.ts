@@ -234,6 +234,17 @@ describe('parseMessage: rejections carry a reason and a precise detail', () => {
     expect(parse('devices/d1/telemetry', '{"ts":1763000000,"t":1}').kind).toBe('event');
   });
 
+  it('refuses a ts string that is not ISO 8601, or a date that does not exist', () => {
+    expect(rejected(parse('devices/d1/telemetry', '{"ts":"Nov 25 2026","t":1}'))).toEqual({
+      reason: 'invalid_time',
+      detail: 'ts "Nov 25 2026" is not an ISO 8601 time',
+    });
+    expect(rejected(parse('devices/d1/telemetry', '{"ts":"2026-02-30T10:00:00Z","t":1}'))).toEqual({
+      reason: 'invalid_time',
+      detail: 'ts "2026-02-30T10:00:00Z" does not exist: February 2026 has 28 days',
+    });
+  });
+
   it('refuses a ts outside the range of a date', () => {
     expect(rejected(parse('devices/d1/telemetry', '{"ts":1e20,"t":1}'))).toEqual({
       reason: 'invalid_time',

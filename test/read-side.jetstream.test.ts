@@ -109,7 +109,7 @@ function withoutReceivedAt(value: unknown): unknown {
   );
 }
 /** Fields that are receive times: `receivedAt`, and the accounting's "last duplicate / reset / correction at". */
-const RECEIVE_TIMES = new Set(['receivedAt', 'duplicateAt', 'counterResetAt', 'clockCorrectedAt']);
+const RECEIVE_TIMES = new Set(['receivedAt', 'resendAt', 'counterResetAt', 'clockCorrectedAt']);
 /**
  * History pages walk every type but DuplicateReceived: its event time is the receive time (it records when a
  * resend arrived), so its place in time order, and the cursors around it, differ between the two servers.

@@ -106,6 +106,17 @@ describe('read side over the API', () => {
           count: 3,
         },
       },
+      // The broker's DeviceConnected is not a message the device sent; the five others are.
+      accounting: {
+        deviceId: 'a',
+        received: 5,
+        appended: 5,
+        duplicates: { total: 0, resend: 0, retransmission: 0, status: 0 },
+        deadLettered: { total: 0, byReason: {} },
+        counterResets: 0,
+        clockCorrected: { total: 0, ahead: 0, unsynced: 0 },
+        last: { counterResetAt: null, resendAt: null, clockCorrectedAt: null },
+      },
     });
   });
 

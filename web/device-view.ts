@@ -101,7 +101,7 @@ function renderAccounting(a: AccountingView): HTMLElement[] {
       ...fact(
         'Duplicates',
         'duplicates',
-        `${a.duplicates.total} (resend ${a.duplicates.resend} · retransmission ${a.duplicates.retransmission} · status ${a.duplicates.status})${when(a.last.duplicateAt)}`,
+        `${a.duplicates.total} (resend ${a.duplicates.resend} · retransmission ${a.duplicates.retransmission} · status ${a.duplicates.status})${when(a.last.resendAt)}`,
       ),
       ...fact(
         'Dead-lettered',

@@ -24,9 +24,12 @@ export interface FleetDevice {
   spark: Map<number, { sum: number; count: number }>;
   /** The sparkline needs redrawing: new data, or a window fell out of its span. */
   sparkDirty: boolean;
-  /** From the per-device accounting: duplicates and counter resets, and when the last one was received. */
-  duplicates: number;
-  lastDuplicateAt: number;
+  /**
+   * From the per-device accounting: resends (duplicates but repeated statuses, which every reconnect makes) and
+   * counter resets, and when the last one was received.
+   */
+  resends: number;
+  lastResendAt: number;
   counterResets: number;
   lastCounterResetAt: number;
 }
@@ -44,8 +47,8 @@ export function newFleetDevice(id: string): FleetDevice {
     received: [],
     spark: new Map(),
     sparkDirty: true,
-    duplicates: 0,
-    lastDuplicateAt: Number.NEGATIVE_INFINITY,
+    resends: 0,
+    lastResendAt: Number.NEGATIVE_INFINITY,
     counterResets: 0,
     lastCounterResetAt: Number.NEGATIVE_INFINITY,
   };
@@ -56,8 +59,8 @@ export function applyAccounting(d: FleetDevice, v: DeviceView): void {
   const a = v.accounting;
   if (!a) return;
   const time = (iso: string | null) => (iso === null ? Number.NEGATIVE_INFINITY : Date.parse(iso));
-  d.duplicates = Math.max(d.duplicates, a.duplicates.total);
-  d.lastDuplicateAt = Math.max(d.lastDuplicateAt, time(a.last.duplicateAt));
+  d.resends = Math.max(d.resends, a.duplicates.resend + a.duplicates.retransmission);
+  d.lastResendAt = Math.max(d.lastResendAt, time(a.last.resendAt));
   d.counterResets = a.counterResets;
   d.lastCounterResetAt = time(a.last.counterResetAt);
 }
@@ -70,8 +73,8 @@ export function deviceAlerts(d: FleetDevice, now: number, ago: (t: number) => st
   const alerts: string[] = [];
   if (now - d.lastCounterResetAt <= ALERT_WINDOW_MS)
     alerts.push(`counter reset ${ago(d.lastCounterResetAt)} (${d.counterResets} in all)`);
-  if (now - d.lastDuplicateAt <= ALERT_WINDOW_MS)
-    alerts.push(`${d.duplicates} duplicates, last ${ago(d.lastDuplicateAt)}`);
+  if (now - d.lastResendAt <= ALERT_WINDOW_MS)
+    alerts.push(`${d.resends} resends, last ${ago(d.lastResendAt)}`);
   return alerts;
 }
 
@@ -106,8 +109,10 @@ export function applyStreamed(
   d.version = e.version;
   // Not part of the device aggregate (processors/device-aggregate.ts): only the accounting counts it.
   if (e.type === 'DuplicateReceived') {
-    d.duplicates += 1;
-    d.lastDuplicateAt = Math.max(d.lastDuplicateAt, e.receivedAt);
+    if (e.data.reason !== 'status') {
+      d.resends += 1;
+      d.lastResendAt = Math.max(d.lastResendAt, e.receivedAt);
+    }
     return { applied: true, newMetrics };
   }
   d.events += 1;

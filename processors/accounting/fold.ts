@@ -29,9 +29,12 @@ export interface DeviceAccounting {
   counterResets: number;
   /** Readings whose time was not trusted and was set to the receive time: ahead of it, or before 2000. */
   clockCorrected: { ahead: number; unsynced: number };
-  /** Receive time of the last counter reset, duplicate and clock correction, epoch ms (null: never). */
+  /**
+   * Receive time of the last counter reset, resend (a `resend` or `retransmission` duplicate: the device had to
+   * send again; a repeated status is normal and not counted here) and clock correction, epoch ms (null: never).
+   */
   lastCounterResetAt: number | null;
-  lastDuplicateAt: number | null;
+  lastResendAt: number | null;
   lastClockCorrectedAt: number | null;
   /** Per topic (`telemetry`, `state`, `events/{name}`: never a prototype key): the counter as last seen. */
   counters: Record<string, TopicCounter>;
@@ -45,7 +48,7 @@ export function initialAccounting(deviceId: string): DeviceAccounting {
     counterResets: 0,
     clockCorrected: { ahead: 0, unsynced: 0 },
     lastCounterResetAt: null,
-    lastDuplicateAt: null,
+    lastResendAt: null,
     lastClockCorrectedAt: null,
     counters: {},
   };
@@ -98,7 +101,7 @@ function fromDevice(event: StoredEvent): boolean {
 export function applyAccounting(a: DeviceAccounting, event: StoredEvent): void {
   if (event.type === 'DuplicateReceived') {
     a.duplicates[event.data.reason] += 1;
-    a.lastDuplicateAt = event.receivedAt;
+    if (event.data.reason !== 'status') a.lastResendAt = event.receivedAt;
     return;
   }
   if (!fromDevice(event)) return;
