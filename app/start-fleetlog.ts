@@ -19,9 +19,8 @@ import { createMemoryPresenceStore } from '../ingest/presence-store.js';
 import { createPresenceTracker } from '../ingest/presence-tracker.js';
 import { createSqlitePresenceStore } from '../ingest/sqlite-presence-store.js';
 import { createSqliteDeadLetterStore } from '../ingest/sqlite-dead-letter-store.js';
-import { influxTarget, type InfluxSettings } from '../processors/influx-target.js';
-import { startRetention } from '../processors/retention.js';
-import { startProcessors, type ReadSide } from '../processors/start-processors.js';
+import { influxTarget, type InfluxSettings } from '../processors/influx/influx-target.js';
+import { openReadSide, type ReadSide } from '../processors/read-side.js';
 import { apiBindHost } from '../query/api-token.js';
 import { createHttpServer } from '../query/http-server.js';
 
@@ -133,21 +132,17 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
   const readSide =
     config.processors === 'off'
       ? undefined
-      : await startProcessors(log, {
+      : await openReadSide(log, {
           dataDir: config.eventLog === 'memory' ? null : config.dataDir,
           snapshotEvery: config.snapshotEvery,
           logger,
           influx: influxTarget(config),
           metrics,
           onBatch: deps.onProjected && ((events) => deps.onProjected?.(events)),
+          ...(config.retentionMs === undefined
+            ? {}
+            : { retention: { retentionMs: config.retentionMs, log } }),
         });
-  const retention =
-    readSide && config.retentionMs !== undefined
-      ? startRetention(log, readSide, {
-          retentionMs: config.retentionMs,
-          logger: logger.child({ component: 'retention' }),
-        })
-      : undefined;
   const presenceStore =
     config.eventLog === 'memory' ? createMemoryPresenceStore() : createSqlitePresenceStore(config.dataDir);
   const presence = createPresenceTracker({
@@ -200,7 +195,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     deadLetters,
     metrics,
     logger,
-    readSide,
+    readModels: readSide?.readModels,
     health: () => ({
       mqtt: { clients: broker.aedes.connectedClients, devicesOnline: presence.online().length },
     }),
@@ -244,7 +239,6 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
       await mqtts?.close();
       // Messages taken before the broker closed are still being appended: wait, so the processors fold them.
       await ingester.drain();
-      await retention?.close();
       if (readSide) {
         await readSide.runner.waitFor(await log.lastSeq());
         await readSide.close();

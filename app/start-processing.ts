@@ -9,8 +9,8 @@ import { readOnlyEventLog } from '../eventlog/read-only-event-log.js';
 import { openSqliteReadOnlyLog } from '../eventlog/sqlite-read-only-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import { openReadOnlyDeadLetterStore } from '../ingest/read-only-dead-letter-store.js';
-import { influxTarget, type InfluxSettings } from '../processors/influx-target.js';
-import { startProcessors, type ReadSide } from '../processors/start-processors.js';
+import { influxTarget, type InfluxSettings } from '../processors/influx/influx-target.js';
+import { openReadSide, type ReadSide } from '../processors/read-side.js';
 import { apiBindHost } from '../query/api-token.js';
 import { createHttpServer } from '../query/http-server.js';
 
@@ -54,7 +54,7 @@ export async function startProcessing(
   const log = await openLogForReading(config, logger);
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
   const head = await log.lastSeq();
-  const readSide = await startProcessors(log, {
+  const readSide = await openReadSide(log, {
     dataDir: config.dataDir,
     snapshotEvery: config.snapshotEvery,
     logger,
@@ -73,7 +73,7 @@ export async function startProcessing(
       deadLetters,
       metrics,
       logger,
-      readSide,
+      readModels: readSide.readModels,
       ...(config.apiToken !== undefined ? { apiToken: config.apiToken } : {}),
     });
     // The same rule as serve: without a token the API stays on loopback whatever --host says.

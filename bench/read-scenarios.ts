@@ -5,17 +5,17 @@ import Database from 'better-sqlite3';
 import { localServerConfig, startFleetlog } from '../app/start-fleetlog.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
-import { openSqliteLogReader } from '../eventlog/sqlite-log-reader.js';
-import { startProcessors } from '../processors/start-processors.js';
+import { openSqliteReadOnlyLog } from '../eventlog/sqlite-read-only-log.js';
+import { openReadSide } from '../processors/read-side.js';
 import type { Comparison, Scenario, ScenarioContext } from './scenario.js';
 import { SEED_DEVICES, seedLog } from './seed-log.js';
 import { median, percentile } from './stats.js';
 
 /** Folds the whole log into both embedded projections from scratch; events/s. */
 async function rebuildRate(dataDir: string, events: number, ctx: ScenarioContext): Promise<number> {
-  const reader = openSqliteLogReader(dataDir);
+  const reader = openSqliteReadOnlyLog(dataDir);
   const started = performance.now();
-  const readSide = await startProcessors(reader, {
+  const readSide = await openReadSide(reader, {
     dataDir,
     snapshotEvery: 100,
     logger: silentLogger(),

@@ -1,6 +1,6 @@
 import type { DuplicateReason } from '../core/event.js';
 import type { RejectReason } from '../ingest/parse-message.js';
-import type { DeviceAccounting } from '../processors/accounting/fold.js';
+import type { DeviceAccounting } from '../processors/read-models.js';
 
 /**
  * What became of every message one device sent. It adds up: received = appended + duplicates.total +

@@ -3,13 +3,9 @@ import { isFleetlogError } from '../core/errors.js';
 import { isValidDeviceId } from '../core/topics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
-import { viewDevice } from '../processors/device-aggregate.js';
-import { AGGREGATES } from '../processors/rollup.js';
-import type { ReadSide } from '../processors/start-processors.js';
+import type { ReadModels } from '../processors/read-models.js';
 import { viewAccounting } from './accounting-view.js';
-import { listDevices, stateAsOf } from './device-queries.js';
 import { badRequest, DEVICE_ID_RULE, notFound, Params, type Query } from './params.js';
-import { querySeries } from './series.js';
 
 /** Most windows one series request may ask for. */
 const MAX_WINDOWS = 10_000;
@@ -20,7 +16,7 @@ type DeviceRequest = { Params: { id: string }; Querystring: Query };
 export function registerDeviceRoutes(
   app: FastifyInstance,
   log: EventLog,
-  readSide: ReadSide | undefined,
+  readModels: ReadModels | undefined,
   deadLetters: DeadLetterStore,
 ): void {
   app.get<DeviceRequest>('/api/devices/:id/events', async (req, reply) => {
@@ -44,7 +40,7 @@ export function registerDeviceRoutes(
     };
   });
 
-  if (!readSide) {
+  if (!readModels) {
     const off = (_req: unknown, reply: FastifyReply) =>
       reply.code(503).send({
         error: 'Service Unavailable',
@@ -62,18 +58,17 @@ export function registerDeviceRoutes(
       app.get(url, off);
     return;
   }
-  const { db, deviceState, accounting, runner } = readSide;
+  const { devices, series, accounting } = readModels;
   const accountingOf = async (id: string) =>
     viewAccounting(
       id,
-      accounting.get(db, id),
+      accounting.get(id),
       await deadLetters.counts(id).catch((err: unknown) => {
         // fleetlog process beside a remote ingest: its dead letters are out of reach, not zero.
         if (!isFleetlogError(err, 'ERR_UNAVAILABLE')) throw err;
         return { unavailable: err.message };
       }),
     );
-  const position = () => runner.status().find((s) => s.name === 'device-state')?.position ?? 0;
 
   app.get<{ Querystring: Query }>('/api/devices', async (req, reply) => {
     const p = new Params(req.query);
@@ -81,19 +76,19 @@ export function registerDeviceRoutes(
     const limit = p.limit();
     const after = req.query.after;
     if (p.problems.length > 0) return badRequest(reply, p.problems);
-    const page = listDevices(db, { online, after, limit });
-    const devices = await Promise.all(
+    const page = devices.list({ online, after, limit });
+    const listed = await Promise.all(
       page.devices.map(async (d) => ({ ...d, accounting: await accountingOf(d.deviceId) })),
     );
-    return { ...page, devices };
+    return { ...page, devices: listed };
   });
 
   app.get<DeviceRequest>('/api/devices/:id', async (req, reply) => {
     const { id } = req.params;
     if (!isValidDeviceId(id)) return badRequest(reply, [ID_PROBLEM]);
-    const aggregate = deviceState.get(db, id);
-    return aggregate
-      ? { ...viewDevice(aggregate), accounting: await accountingOf(id) }
+    const device = devices.get(id);
+    return device
+      ? { ...device, accounting: await accountingOf(id) }
       : notFound(reply, `unknown device "${id}"`);
   });
 
@@ -103,9 +98,7 @@ export function registerDeviceRoutes(
     if (!isValidDeviceId(id)) return badRequest(reply, [ID_PROBLEM]);
     const view = await accountingOf(id);
     const heard = view.appended + view.duplicates.total + (view.deadLettered?.total ?? 0) > 0;
-    return !heard && !deviceState.get(db, id)
-      ? notFound(reply, `no message from device "${id}" was received`)
-      : view;
+    return !heard && !devices.get(id) ? notFound(reply, `no message from device "${id}" was received`) : view;
   });
 
   app.get<DeviceRequest>('/api/devices/:id/state', async (req, reply) => {
@@ -114,9 +107,8 @@ export function registerDeviceRoutes(
     if (!isValidDeviceId(id)) p.problems.push(ID_PROBLEM);
     const at = p.time('at') ?? Date.now();
     if (p.problems.length > 0) return badRequest(reply, p.problems);
-    if (!deviceState.get(db, id)) return notFound(reply, `unknown device "${id}"`);
-    const { horizon } = runner.retentionBase();
-    return stateAsOf(db, log, id, at, position(), horizon > 0 ? horizon : undefined);
+    if (!devices.get(id)) return notFound(reply, `unknown device "${id}"`);
+    return devices.asOf(id, at);
   });
 
   app.get<{ Params: { id: string; metric: string }; Querystring: Query }>(
@@ -129,7 +121,7 @@ export function registerDeviceRoutes(
       const to = p.time('to') ?? now;
       const from = p.time('from') ?? to - 3_600_000;
       const everyMs = p.duration('every', '1m');
-      const fn = p.oneOf('fn', AGGREGATES, 'mean');
+      const fn = p.oneOf('fn', series.aggregates, 'mean');
       if (from >= to) p.problems.push('from: must be before to');
       else if ((to - from) / everyMs > MAX_WINDOWS) {
         p.problems.push(
@@ -137,15 +129,15 @@ export function registerDeviceRoutes(
         );
       }
       if (p.problems.length > 0) return badRequest(reply, p.problems);
-      const aggregate = deviceState.get(db, id);
-      if (!aggregate) return notFound(reply, `unknown device "${id}"`);
-      if (!Object.hasOwn(aggregate.metrics, metric)) {
+      const device = devices.get(id);
+      if (!device) return notFound(reply, `unknown device "${id}"`);
+      if (!Object.hasOwn(device.metrics, metric)) {
         return notFound(
           reply,
-          `device "${id}" has no metric "${metric}"; it has ${Object.keys(aggregate.metrics).join(', ') || 'none'}`,
+          `device "${id}" has no metric "${metric}"; it has ${Object.keys(device.metrics).join(', ') || 'none'}`,
         );
       }
-      return querySeries(db, log, { deviceId: id, metric, from, to, everyMs, fn });
+      return series.query({ deviceId: id, metric, from, to, everyMs, fn });
     },
   );
 }

@@ -7,7 +7,7 @@ import type { TlsFiles } from '../core/tls-files.js';
 import type { DeviceCredentials } from '../ingest/device-credentials.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
-import type { ReadSide } from '../processors/start-processors.js';
+import type { ReadModels } from '../processors/read-models.js';
 import { registerApiToken } from './api-token.js';
 import { registerCredentialRoutes, type BrokerAddress } from './credential-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
@@ -23,7 +23,7 @@ export interface HttpServerDeps {
   metrics: Metrics;
   logger: Logger;
   /** The read models; without them only history, dead letters and ops routes are served. */
-  readSide?: ReadSide;
+  readModels?: ReadModels;
   /** Live facts for /healthz, e.g. connected MQTT clients. */
   health?: () => Record<string, unknown>;
   /** Serves /api/devices/:id/credentials (device authentication). */
@@ -59,7 +59,7 @@ export function createHttpServer(deps: HttpServerDeps) {
   if (deps.apiToken !== undefined) registerApiToken(app, deps.apiToken, { secure: deps.tls !== undefined });
   if (deps.credentials) registerCredentialRoutes(app, deps.credentials, deps.broker);
   registerOpsRoutes(app, deps);
-  registerDeviceRoutes(app, deps.log, deps.readSide, deps.deadLetters);
+  registerDeviceRoutes(app, deps.log, deps.readModels, deps.deadLetters);
   registerDeadLetterRoutes(app, deps.deadLetters);
   registerStreamRoute(app, deps.log, deps.metrics);
   registerDashboardRoutes(app);

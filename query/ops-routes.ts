@@ -3,18 +3,16 @@ import type { Metrics } from '../core/metrics.js';
 import type { WriteHealth } from '../core/write-health.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
-import type { ProjectionStatus } from '../processors/projection-runner.js';
-import type { SinkStatus } from '../processors/sink-runner.js';
-import type { ReadSide } from '../processors/start-processors.js';
+import type { ReadModels } from '../processors/read-models.js';
 import { notFound } from './params.js';
 
 /** Fleet totals only: a per-device label would make one time series per device (cardinality). */
 async function setAccountingGauges(
   metrics: Metrics,
-  readSide: ReadSide,
+  readModels: ReadModels,
   deadLetters: DeadLetterStore | undefined,
 ): Promise<void> {
-  const totals = readSide.accounting.totals(readSide.db);
+  const totals = readModels.accounting.totals();
   const dup = totals.duplicates;
   const dead = deadLetters
     ? Object.values(await deadLetters.counts().catch(() => ({}))).reduce<number>((a, b) => a + (b ?? 0), 0)
@@ -35,18 +33,14 @@ export function registerOpsRoutes(
     log: EventLog;
     deadLetters?: DeadLetterStore;
     metrics: Metrics;
-    readSide?: ReadSide;
+    readModels?: ReadModels;
     health?: () => Record<string, unknown>;
   },
 ): void {
-  const { log, metrics, readSide } = deps;
+  const { log, metrics, readModels } = deps;
   const storage = (): WriteHealth[] =>
     [log.writeHealth?.(), deps.deadLetters?.writeHealth?.()].filter((h) => h !== undefined);
-  const sinks = readSide?.sinks ?? [];
-  const projections = (): (ProjectionStatus | SinkStatus)[] => [
-    ...(readSide?.runner.status() ?? []),
-    ...sinks.map((s) => s.status()),
-  ];
+  const projections = () => readModels?.status() ?? [];
 
   app.get('/healthz', (_req, reply) => {
     const stats = log.stats();
@@ -77,7 +71,7 @@ export function registerOpsRoutes(
       metrics.projectionLag.set({ projection: p.name }, p.lag);
       metrics.projectionFailed.set({ projection: p.name }, p.state === 'failed' ? 1 : 0);
     }
-    if (readSide) await setAccountingGauges(metrics, readSide, deps.deadLetters);
+    if (readModels) await setAccountingGauges(metrics, readModels, deps.deadLetters);
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
@@ -85,18 +79,13 @@ export function registerOpsRoutes(
 
   /** Starts a rebuild and answers at once (202); progress shows in GET /api/projections. */
   app.post<{ Querystring: { projection?: string } }>('/api/projections/rebuild', (req, reply) => {
-    if (!readSide) return notFound(reply, 'this process runs no processors');
+    if (!readModels) return notFound(reply, 'this process runs no processors');
     const name = req.query.projection;
     const known = projections().map((p) => p.name);
     if (name !== undefined && !known.includes(name)) {
       return notFound(reply, `unknown projection "${name}"; there are ${known.join(', ')}`);
     }
-    const sink = sinks.find((s) => s.name === name);
-    const rebuilds = [
-      ...(sink ? [] : [readSide.runner.rebuild(name)]),
-      ...sinks.filter((s) => name === undefined || s === sink).map((s) => s.rebuild()),
-    ];
-    for (const rebuild of rebuilds) rebuild.catch((err: unknown) => app.log.error({ err }, 'rebuild failed'));
+    readModels.rebuild(name).catch((err: unknown) => app.log.error({ err }, 'rebuild failed'));
     return reply.code(202).send({ rebuilding: name === undefined ? known : [name] });
   });
 }

@@ -5,7 +5,7 @@ import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
 import type { NewDeadLetter } from '../ingest/dead-letter-store.js';
 import { createDeviceCredentials } from '../ingest/device-credentials.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
-import { startProcessors } from '../processors/start-processors.js';
+import { openReadSide } from '../processors/read-side.js';
 import { createHttpServer } from '../query/http-server.js';
 
 /** Bad input at the HTTP edge: each gets a clear 4xx in the API's one error shape, and nothing else happens. */
@@ -19,7 +19,7 @@ afterEach(async () => {
 
 async function setup() {
   const log = createMemoryEventLog();
-  const readSide = await startProcessors(log, { dataDir: null, snapshotEvery: 100, logger: silentLogger() });
+  const readSide = await openReadSide(log, { dataDir: null, snapshotEvery: 100, logger: silentLogger() });
   const deadLetters = createMemoryDeadLetterStore();
   const credentials = createDeviceCredentials({ dataDir: null });
   const api = createHttpServer({
@@ -27,7 +27,7 @@ async function setup() {
     deadLetters,
     metrics: createMetrics(),
     logger: silentLogger(),
-    readSide,
+    readModels: readSide.readModels,
     credentials,
     broker: { host: '127.0.0.1', port: 18830 },
   });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../core/event.js';
-import { evolveDevice, initialDeviceAggregate, viewDevice } from '../processors/device-aggregate.js';
+import { evolveDevice, initialDeviceAggregate } from '../processors/device-state/fold.js';
+import { viewDevice } from '../processors/device-state/queries.js';
 import {
   applyStreamed,
   applyView,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { defaultWebDir, registerDashboardRoutes } from '../query/dashboard-routes.js';
-import { sourceFor } from '../query/series.js';
+import { sourceFor } from '../processors/telemetry-series/queries.js';
 import { CHART_RANGES, findRange, seriesWindow } from '../web/series-plan.js';
 
 function builtDashboard(): string {

@@ -3,9 +3,7 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeviceView } from '../processors/device-aggregate.js';
-import type { StateAsOf } from '../query/device-queries.js';
-import type { Series } from '../query/series.js';
+import type { DeviceView, Series, StateAsOf } from '../processors/read-models.js';
 import { createSimulator, type Simulator } from '../simulator/simulator.js';
 import { startTestServer, waitFor } from './helpers/start-test-server.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { SinkStatus } from '../processors/sink-runner.js';
+import type { SinkStatus } from '../processors/read-models.js';
 import { hasCommand } from './helpers/has-command.js';
 import { freePort } from './helpers/spawn-server.js';
 import { startNatsServer, type NatsServer } from './helpers/start-nats-server.js';

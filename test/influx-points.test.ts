@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../core/event.js';
-import { influxPoints, profileOf } from '../processors/influx-points.js';
+import { influxPoints, profileOf } from '../processors/influx/influx-points.js';
 
 const T = Date.parse('2026-11-25T10:00:00.123Z');
 const ms = {

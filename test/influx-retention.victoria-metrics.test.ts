@@ -2,8 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
-import { startRetention } from '../processors/retention.js';
-import { startProcessors } from '../processors/start-processors.js';
+import { openReadSide } from '../processors/read-side.js';
 import { hasCommand } from './helpers/has-command.js';
 import { waitFor } from './helpers/start-test-server.js';
 import { startVictoriaMetrics } from './helpers/start-victoria-metrics.js';
@@ -36,11 +35,12 @@ describe.skipIf(!hasCommand('victoria-metrics'))(
       closers.push(() => vm.destroy());
       await vm.stop();
       const log = createMemoryEventLog();
-      const readSide = await startProcessors(log, {
+      const readSide = await openReadSide(log, {
         dataDir: null,
         snapshotEvery: 100,
         logger: silentLogger(),
         influx: { url: vm.url, token: 't', org: 'fleetlog', bucket: 'telemetry' },
+        retention: { log, retentionMs: 3 * HOUR + 30 * MIN, now: () => T0 + 6 * HOUR + 30 * MIN },
       });
       closers.push(
         () => log.close(),
@@ -52,12 +52,8 @@ describe.skipIf(!hasCommand('victoria-metrics'))(
       await readSide.runner.waitFor(36);
       await waitFor(() => (influx.status().errors >= 1 ? true : undefined), 10_000);
 
-      const retention = startRetention(log, readSide, {
-        retentionMs: 3 * HOUR + 30 * MIN,
-        logger: silentLogger(),
-        now: () => T0 + 6 * HOUR + 30 * MIN,
-      });
-      closers.push(() => retention.close());
+      const retention = readSide.retention;
+      if (!retention) throw new Error('retention is off');
       // The read models froze the first 3 hours, but InfluxDB has none of it yet: nothing leaves the log.
       expect(await retention.runOnce()).toEqual({ horizon: T0 + 3 * HOUR, removed: 0 });
       expect(influx.status()).toMatchObject({ position: 0, lag: 36, state: 'retrying' });

@@ -4,7 +4,7 @@ import { InfluxDB, Point, setLogger } from '@influxdata/influxdb-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isFleetlogError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
-import { createInfluxWriter } from '../processors/influx-writer.js';
+import { createInfluxWriter } from '../processors/influx/influx-writer.js';
 import { freePort } from './helpers/spawn-server.js';
 import { waitFor } from './helpers/start-test-server.js';
 

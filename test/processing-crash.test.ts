@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { NewEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
-import { openSqliteLogReader } from '../eventlog/sqlite-log-reader.js';
-import { startProcessors } from '../processors/start-processors.js';
+import { openSqliteReadOnlyLog } from '../eventlog/sqlite-read-only-log.js';
+import { openReadSide } from '../processors/read-side.js';
 import { kill9, spawnServe } from './helpers/spawn-server.js';
 
 const EVENTS = 150_000;
@@ -101,8 +101,8 @@ describe('crash safety of the read side', () => {
     const fresh = path.join(mkdtempSync(path.join(tmpdir(), 'fleetlog-proc-fresh-')), 'data');
     mkdirSync(fresh);
     copyFileSync(path.join(dataDir, 'events.db'), path.join(fresh, 'events.db'));
-    const reader = openSqliteLogReader(fresh);
-    const readSide = await startProcessors(reader, {
+    const reader = openSqliteReadOnlyLog(fresh);
+    const readSide = await openReadSide(reader, {
       dataDir: fresh,
       snapshotEvery: 100,
       logger: silentLogger(),

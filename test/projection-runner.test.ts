@@ -1,11 +1,16 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NewEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
+import type { EventLog } from '../eventlog/event-log.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
-import { foldEach, type Projection } from '../processors/projection.js';
-import { createProjectionRunner, type ProjectionRunner } from '../processors/projection-runner.js';
-import { openReadModelDb } from '../processors/read-model-db.js';
+import { foldEach, type ReadModelDefinition } from '../processors/read-model-definition.js';
+import { createProjectionRunner, type ProjectionRunner } from '../processors/runner/projection-runner.js';
+import { openSqliteRunnerStorage } from '../processors/runner/sqlite-storage.js';
+import type { RunnerStorage } from '../processors/runner/storage.js';
 
 const T0 = Date.UTC(2026, 10, 25);
 const ev = (n: number): NewEvent => ({
@@ -17,31 +22,61 @@ const ev = (n: number): NewEvent => ({
   data: { metrics: { v: n } },
 });
 
-/** Counts events into its own table; `breakAt` makes it throw on that seq. */
-function counting(name: string, version = 1, breakAt?: number): Projection & { folded: number[] } {
+/**
+ * Counts events into its own SQLite table, writing as it folds (so only the runner's savepoint can undo a batch
+ * that fails half-way); `breakAt` makes it throw on that seq.
+ */
+function counting(name: string, version = 1, breakAt?: number): ReadModelDefinition & { folded: number[] } {
   const folded: number[] = [];
+  const table = `count_${name.replace('-', '_')}`;
   return {
     name,
     version,
     handles: ['TelemetryRecorded'],
+    retained: 'before-horizon',
     folded,
-    setup(db: Database.Database) {
-      db.exec(`CREATE TABLE IF NOT EXISTS count_${name.replace('-', '_')} (n INTEGER)`);
-    },
-    reset(db: Database.Database) {
-      db.exec(`DELETE FROM count_${name.replace('-', '_')}`);
-      folded.length = 0;
-    },
-    invalidate() {},
-    freeze: () => Promise.resolve(),
-    apply(db: Database.Database, events) {
-      foldEach(events, (e) => {
-        if (e.seq === breakAt) throw new Error('bad data');
-        db.prepare(`INSERT INTO count_${name.replace('-', '_')} VALUES (?)`).run(e.seq);
-        folded.push(e.seq);
-      });
+    open(context) {
+      const db = context.db as Database.Database;
+      db.exec(`CREATE TABLE IF NOT EXISTS ${table} (n INTEGER)`);
+      return {
+        apply(events) {
+          foldEach(events, (e) => {
+            if (e.seq === breakAt) throw new Error('bad data');
+            db.prepare(`INSERT INTO ${table} VALUES (?)`).run(e.seq);
+            folded.push(e.seq);
+          });
+        },
+        discard() {},
+        reset() {
+          db.exec(`DELETE FROM ${table}`);
+          folded.length = 0;
+        },
+        retain: () => Promise.resolve(),
+        queries: undefined,
+      };
     },
   };
+}
+
+function openStorage(): RunnerStorage {
+  return openSqliteRunnerStorage(mkdtempSync(path.join(tmpdir(), 'fleetlog-runner-')));
+}
+
+function runnerOf(
+  log: EventLog,
+  storage: RunnerStorage,
+  readModels: ReadModelDefinition[],
+  batchSize?: number,
+) {
+  return createProjectionRunner({
+    source: log,
+    log,
+    storage,
+    readModels,
+    logger: silentLogger(),
+    snapshotEvery: 100,
+    ...(batchSize === undefined ? {} : { batchSize, catchUpBatchSize: batchSize }),
+  });
 }
 
 const runners: ProjectionRunner[] = [];
@@ -53,16 +88,11 @@ describe('projection runner', () => {
   it('stops only the projection that throws, keeping its checkpoint and naming the event', async () => {
     const log = createMemoryEventLog();
     await log.append([1, 2, 3, 4, 5].map(ev));
-    const db = openReadModelDb(null);
+    const storage = openStorage();
+    const db = storage.db as Database.Database;
     const good = counting('good');
     const bad = counting('bad', 1, 3);
-    const runner = createProjectionRunner({
-      source: log,
-      db,
-      projections: [good, bad],
-      logger: silentLogger(),
-      batchSize: 2,
-    });
+    const runner = runnerOf(log, storage, [good, bad], 2);
     runners.push(runner);
     await runner.start();
     await runner.waitFor(5);
@@ -83,21 +113,22 @@ describe('projection runner', () => {
     expect(good.folded).toEqual([1, 2, 3, 4, 5, 6]);
     // The failed batch was rolled back: nothing of seq 3's batch reached its table.
     expect(db.prepare('SELECT n FROM count_bad ORDER BY n').pluck().all()).toEqual([1, 2]);
-    expect(db.prepare("SELECT position FROM checkpoints WHERE projection = 'bad'").pluck().get()).toBe(2);
+    expect(storage.checkpoint('bad')).toEqual({ version: 1, position: 2 });
   });
 
   it('rebuilds a projection whose version changed, and rebuilds on request while following the log', async () => {
     const log = createMemoryEventLog();
     await log.append([1, 2, 3].map(ev));
-    const db = openReadModelDb(null);
+    const storage = openStorage();
+    const db = storage.db as Database.Database;
     const v1 = counting('p', 1);
-    const first = createProjectionRunner({ source: log, db, projections: [v1], logger: silentLogger() });
+    const first = runnerOf(log, storage, [v1]);
     await first.start();
     await first.waitFor(3);
     await first.close();
 
     const v2 = counting('p', 2);
-    const second = createProjectionRunner({ source: log, db, projections: [v2], logger: silentLogger() });
+    const second = runnerOf(log, storage, [v2]);
     runners.push(second);
     await second.start();
     await second.waitFor(3);
@@ -114,9 +145,8 @@ describe('projection runner', () => {
 
   it('makes a new event visible without polling: the tail wakes the runner', async () => {
     const log = createMemoryEventLog();
-    const db = openReadModelDb(null);
     const p = counting('live');
-    const runner = createProjectionRunner({ source: log, db, projections: [p], logger: silentLogger() });
+    const runner = runnerOf(log, openStorage(), [p]);
     runners.push(runner);
     await runner.start();
     // With timers frozen, a runner that polled on a timer would never see the event (and the test would time out).

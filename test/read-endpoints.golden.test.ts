@@ -8,8 +8,7 @@ import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
 import { createIngester } from '../ingest/ingester.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
 import { createPresenceTracker } from '../ingest/presence-tracker.js';
-import { startRetention } from '../processors/retention.js';
-import { startProcessors, type ReadSide } from '../processors/start-processors.js';
+import { openReadSide, type ReadSide } from '../processors/read-side.js';
 import { createHttpServer } from '../query/http-server.js';
 import {
   HOUR,
@@ -76,13 +75,24 @@ describe('read endpoints on a seeded run', () => {
     let readSide: ReadSide;
     let api: ReturnType<typeof createHttpServer>;
     const open = async () => {
-      readSide = await startProcessors(log, { dataDir, snapshotEvery: 5, logger: silentLogger() });
+      readSide = await openReadSide(log, {
+        dataDir,
+        snapshotEvery: 5,
+        logger: silentLogger(),
+        retention: {
+          log,
+          retentionMs: HOUR, // the minimum FLEETLOG_RETENTION accepts
+          now: () => RECEIVED_FROM + 10 * MIN,
+          intervalMs: 3_600_000,
+          stepEvents: 25,
+        },
+      });
       api = createHttpServer({
         log,
         deadLetters,
         metrics: createMetrics(),
         logger: silentLogger(),
-        readSide,
+        readModels: readSide.readModels,
       });
     };
     const close = async () => {
@@ -105,15 +115,7 @@ describe('read endpoints on a seeded run', () => {
     await ingest(seededMessages());
     const ingested = await answers();
 
-    const retention = startRetention(log, readSide!, {
-      retentionMs: HOUR, // the minimum FLEETLOG_RETENTION accepts
-      logger: silentLogger(),
-      now: () => RECEIVED_FROM + 10 * MIN,
-      intervalMs: 3_600_000,
-      stepEvents: 25,
-    });
-    const pass = await retention.runOnce();
-    await retention.close();
+    const pass = await readSide!.retention?.runOnce();
     const retained = await answers();
 
     await ingest(lateMessages());

@@ -3,11 +3,10 @@ import { describe, expect, it } from 'vitest';
 import type { NewEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
-import { evolveDevice, initialDeviceAggregate, viewDevice } from '../processors/device-aggregate.js';
-import { AGGREGATES } from '../processors/rollup.js';
-import { startProcessors } from '../processors/start-processors.js';
-import { stateAsOf } from '../query/device-queries.js';
-import { querySeries } from '../query/series.js';
+import { evolveDevice, initialDeviceAggregate } from '../processors/device-state/fold.js';
+import { viewDevice } from '../processors/device-state/queries.js';
+import { openReadSide } from '../processors/read-side.js';
+import { AGGREGATES } from '../processors/telemetry-series/fold.js';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
 const SPAN = 3 * 3_600_000; // three hours, so 1-hour rollups get exercised too
@@ -59,7 +58,7 @@ describe('read side properties', () => {
         fc.constantFrom(...AGGREGATES),
         async (specs, snapshotEvery, probes, everyMs, fn) => {
           const log = createMemoryEventLog();
-          const readSide = await startProcessors(log, {
+          const readSide = await openReadSide(log, {
             dataDir: null,
             snapshotEvery,
             logger: silentLogger(),
@@ -77,13 +76,15 @@ describe('read side properties', () => {
               const expected = stored
                 .filter((e) => e.time <= at)
                 .reduce(evolveDevice, initialDeviceAggregate('dev'));
-              const answer = await stateAsOf(readSide.db, log, 'dev', at, events.length);
+              // Folded through the end of the log: the answer is consistent with position events.length.
+              const answer = await readSide.readModels.devices.asOf('dev', at);
+              expect(answer.position).toBe(events.length);
               expect(answer.state).toEqual(expected.events === 0 ? null : viewDevice(expected));
             }
 
             const from = T0 + Math.min(...probes.map((p) => Math.max(p, 0)));
             const to = from + SPAN;
-            const series = await querySeries(readSide.db, log, {
+            const series = await readSide.readModels.series.query({
               deviceId: 'dev',
               metric: 'a',
               from,

@@ -5,7 +5,7 @@ import { createMetrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
-import { startProcessors, type ReadSide } from '../processors/start-processors.js';
+import { openReadSide, type ReadSide } from '../processors/read-side.js';
 import { createHttpServer } from '../query/http-server.js';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
@@ -18,13 +18,13 @@ async function setup(
   snapshotEvery = 3,
 ): Promise<{ log: EventLog; readSide: ReadSide; api: ReturnType<typeof createHttpServer> }> {
   const log = createMemoryEventLog();
-  const readSide = await startProcessors(log, { dataDir: null, snapshotEvery, logger: silentLogger() });
+  const readSide = await openReadSide(log, { dataDir: null, snapshotEvery, logger: silentLogger() });
   const api = createHttpServer({
     log,
     deadLetters: createMemoryDeadLetterStore(),
     metrics: createMetrics(),
     logger: silentLogger(),
-    readSide,
+    readModels: readSide.readModels,
   });
   open.push(log, readSide, { close: () => api.close() });
   return { log, readSide, api };

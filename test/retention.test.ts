@@ -4,8 +4,7 @@ import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
-import { startRetention } from '../processors/retention.js';
-import { startProcessors } from '../processors/start-processors.js';
+import { openReadSide } from '../processors/read-side.js';
 import { createHttpServer } from '../query/http-server.js';
 
 const HOUR = 3_600_000;
@@ -31,13 +30,24 @@ function readings(): NewEvent[] {
 describe('retention', () => {
   it('removes raw history before the horizon while aggregates, hourly series, as-of and rebuilds keep working', async () => {
     const log = createMemoryEventLog();
-    const readSide = await startProcessors(log, { dataDir: null, snapshotEvery: 2, logger: silentLogger() });
+    // now = T0 + 6h 30m, keep 3h 30m: the horizon is T0 + 3h (whole hours), so readings at 0..170 min go.
+    const readSide = await openReadSide(log, {
+      dataDir: null,
+      snapshotEvery: 2,
+      logger: silentLogger(),
+      retention: {
+        log,
+        retentionMs: 3 * HOUR + 30 * MIN,
+        now: () => T0 + 6 * HOUR + 30 * MIN,
+        stepEvents: 5,
+      },
+    });
     const api = createHttpServer({
       log,
       deadLetters: createMemoryDeadLetterStore(),
       metrics: createMetrics(),
       logger: silentLogger(),
-      readSide,
+      readModels: readSide.readModels,
     });
     closers.push(
       () => log.close(),
@@ -65,14 +75,8 @@ describe('retention', () => {
     const hourly = await get(`/api/devices/r/series/v?from=${T0}&to=${T0 + 6 * HOUR}&every=1h&fn=mean`);
     const at4h = await get(`/api/devices/r/state?at=${T0 + 4 * HOUR}`);
 
-    // now = T0 + 6h 30m, keep 3h: the horizon is T0 + 3h (whole hours), so readings at 0..170 min go.
-    const retention = startRetention(log, readSide, {
-      retentionMs: 3 * HOUR + 30 * MIN,
-      logger: silentLogger(),
-      now: () => T0 + 6 * HOUR + 30 * MIN,
-      stepEvents: 5,
-    });
-    closers.push(() => retention.close());
+    const retention = readSide.retention;
+    if (!retention) throw new Error('retention is off');
     expect(await retention.runOnce()).toEqual({ horizon: T0 + 3 * HOUR, removed: 18 });
     const kept = (await log.readAll({ after: 0, limit: 100 })).map((e) => e.id);
     expect([kept[0], kept.at(-1), kept.length]).toEqual(['r:19', 'r:early', 19]);

@@ -3,8 +3,8 @@ import type { NewEvent, StoredEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
-import { openReadModelDb } from '../processors/read-model-db.js';
-import { createSinkRunner, type Sink, type SinkRunner } from '../processors/sink-runner.js';
+import { createMemoryRunnerStorage } from '../processors/runner/memory-storage.js';
+import { createSinkRunner, type Sink, type SinkRunner } from '../processors/runner/sink-runner.js';
 import { waitFor } from './helpers/start-test-server.js';
 
 const T0 = Date.UTC(2026, 10, 25);
@@ -58,12 +58,12 @@ afterEach(async () => {
 
 function setup(batchSize = 100) {
   const log = createMemoryEventLog();
-  const db = openReadModelDb(null);
+  const storage = createMemoryRunnerStorage();
   const mem = memorySink();
   const metrics = createMetrics();
   const runner: SinkRunner = createSinkRunner({
     source: log,
-    db,
+    storage,
     sink: mem.sink,
     logger: silentLogger(),
     metrics,
@@ -73,15 +73,10 @@ function setup(batchSize = 100) {
   });
   closers.push(
     () => log.close(),
-    () => {
-      db.close();
-    },
     () => runner.close(),
   );
-  const checkpoint = () =>
-    db.prepare('SELECT version, position FROM checkpoints WHERE projection = ?').get('mem') as
-      { version: number; position: number } | undefined;
-  return { log, db, mem, metrics, runner, checkpoint };
+  const checkpoint = () => storage.checkpoint('mem');
+  return { log, storage, mem, metrics, runner, checkpoint };
 }
 
 describe('sink runner', () => {
@@ -131,7 +126,7 @@ describe('sink runner', () => {
   });
 
   it('rebuilds from 0, also when asked while a write is in flight, and resumes from its checkpoint after a restart', async () => {
-    const { log, db, mem, runner } = setup();
+    const { log, storage, mem, runner } = setup();
     await log.append([ev(1), ev(2), ev(3)]);
     const release = mem.hold();
     await runner.start();
@@ -147,7 +142,7 @@ describe('sink runner', () => {
     expect([...mem.sink.stored.values()]).toEqual([2, 2, 2]);
     await runner.close();
 
-    const again = createSinkRunner({ source: log, db, sink: mem.sink, logger: silentLogger() });
+    const again = createSinkRunner({ source: log, storage, sink: mem.sink, logger: silentLogger() });
     closers.push(() => again.close());
     await log.append([ev(4)]);
     await again.start();

@@ -1,9 +1,7 @@
 /** The few API calls the dashboard makes, typed with the server's own response types. */
 import type { StoredEvent } from '../core/event.js';
-import type { DeviceView as AggregateView } from '../processors/device-aggregate.js';
+import type { DeviceView as AggregateView, Series, StateAsOf } from '../processors/read-models.js';
 import type { AccountingView } from '../query/accounting-view.js';
-import type { StateAsOf } from '../query/device-queries.js';
-import type { Series } from '../query/series.js';
 import type { SeriesWindow } from './series-plan.js';
 
 /** A device as the API lists it: the aggregate, and (current state only) what became of its messages. */

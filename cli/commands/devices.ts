@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import type { DeviceView } from '../../processors/device-aggregate.js';
+import type { DeviceView, Series, StateAsOf } from '../../processors/read-models.js';
 import type { AccountingView } from '../../query/accounting-view.js';
-import type { Series } from '../../query/series.js';
-import type { StateAsOf } from '../../query/device-queries.js';
 import { getJson, requestJson, table } from '../api-client.js';
 import { addSettings, configFrom } from '../settings-options.js';
 

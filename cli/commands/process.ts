@@ -4,7 +4,7 @@ import { startProcessing, type RunningProcessing } from '../../app/start-process
 import type { Config } from '../../core/config.js';
 import { isFleetlogError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
-import { influxTarget } from '../../processors/influx-target.js';
+import { influxTarget } from '../../processors/influx/influx-target.js';
 import { CliError } from '../api-client.js';
 import { createProgress } from '../progress.js';
 import { addSettings, configFrom } from '../settings-options.js';

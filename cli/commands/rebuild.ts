@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { createLogger } from '../../core/logger.js';
-import { openSqliteLogReader } from '../../eventlog/sqlite-log-reader.js';
-import { influxTarget } from '../../processors/influx-target.js';
-import { startProcessors } from '../../processors/start-processors.js';
-import type { ProjectionStatus } from '../../processors/projection-runner.js';
+import { openSqliteReadOnlyLog } from '../../eventlog/sqlite-read-only-log.js';
+import { influxTarget } from '../../processors/influx/influx-target.js';
+import type { ProjectionStatus } from '../../processors/read-models.js';
+import { openReadSide } from '../../processors/read-side.js';
 import { authHeaders, CliError, getJson, type ApiTarget } from '../api-client.js';
 import { createProgress } from '../progress.js';
 import { addSettings, configFrom } from '../settings-options.js';
@@ -89,10 +89,10 @@ export function registerRebuild(program: Command): void {
         `no server answers at ${config.apiUrl}; rebuilding offline in ${config.dataDir}\n`,
       );
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
-    const reader = openSqliteLogReader(config.dataDir);
+    const reader = openSqliteReadOnlyLog(config.dataDir);
     const head = await reader.lastSeq();
     const progress = createProgress(`rebuilding ${opts.projection ?? 'all projections'}`);
-    const readSide = await startProcessors(reader, {
+    const readSide = await openReadSide(reader, {
       dataDir: config.dataDir,
       snapshotEvery: config.snapshotEvery,
       logger,

@@ -1,4 +1,4 @@
-import type { EventType, StoredEvent } from '../core/event.js';
+import type { EventType, StoredEvent } from '../../core/event.js';
 
 /** Running statistics of one metric. `last` is the value with the latest event time (ties: highest seq). */
 export interface MetricStats {
@@ -91,8 +91,8 @@ export function cloneAggregate(a: DeviceAggregate): DeviceAggregate {
 }
 
 /**
- * Folds one event into `a`, mutating it: for folding a batch into a private working copy (cloneAggregate).
- * Everywhere else, use the pure evolveDevice.
+ * Folds one event into `a`, mutating it: for folding a batch into a private working copy (cloneAggregate), which
+ * is what the pure evolveDevice does for one event. The read model folds a whole batch into one copy this way.
  */
 export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
   // A record that a resend arrived: the accounting's business (processors/accounting), not the device's state.
@@ -150,54 +150,21 @@ export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
   }
 }
 
-/** Pure: the aggregate after one more event. Returns a new object; the input is not changed. */
+/**
+ * The fold: the aggregate after one more event. Pure: returns a new object, the input is not changed; no I/O, no
+ * clock. Order-independent (see DeviceAggregate), so late data and "as of" are well defined.
+ */
 export function evolveDevice(state: DeviceAggregate, event: StoredEvent): DeviceAggregate {
   const next = cloneAggregate(state);
   applyEvent(next, event);
   return next;
 }
 
-/** What the API shows: the aggregate without bookkeeping, with means and ISO times. */
-export interface DeviceView {
-  deviceId: string;
-  version: number;
-  online: boolean | null;
-  onlineChangedAt: string | null;
-  firstSeen: string | null;
-  lastSeen: string | null;
-  events: number;
-  counts: Partial<Record<EventType, number>>;
-  reported: Record<string, unknown>;
-  metrics: Record<
-    string,
-    { last: number; lastAt: string; min: number; max: number; mean: number; count: number }
-  >;
-}
-
-export function viewDevice(a: DeviceAggregate): DeviceView {
-  const iso = (t: number) => (Number.isFinite(t) ? new Date(t).toISOString() : null);
-  return {
-    deviceId: a.deviceId,
-    version: a.version,
-    online: a.online,
-    onlineChangedAt: a.onlineChangedAt === null ? null : iso(a.onlineChangedAt),
-    firstSeen: iso(a.firstSeen),
-    lastSeen: iso(a.lastSeen),
-    events: a.events,
-    counts: a.counts,
-    reported: a.reported,
-    metrics: Object.fromEntries(
-      Object.entries(a.metrics).map(([name, m]) => [
-        name,
-        {
-          last: m.last,
-          lastAt: new Date(m.lastTime).toISOString(),
-          min: m.min,
-          max: m.max,
-          mean: m.sum / m.count,
-          count: m.count,
-        },
-      ]),
-    ),
-  };
+/**
+ * Snapshots for "state as of T": a snapshot with boundary B holds the fold of every event of the device whose
+ * event time is < B. A new one is due every `every` events of the device, with B = lastSeen + 1 (the live aggregate
+ * then qualifies: every event so far is older than B).
+ */
+export function snapshotBoundary(a: DeviceAggregate): number {
+  return a.lastSeen + 1;
 }

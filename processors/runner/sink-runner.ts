@@ -1,8 +1,8 @@
-import type Database from 'better-sqlite3';
-import type { EventType, StoredEvent } from '../core/event.js';
-import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
+import type { EventType, StoredEvent } from '../../core/event.js';
+import type { Logger } from '../../core/logger.js';
+import type { Metrics } from '../../core/metrics.js';
 import type { LogSource, ProjectionStatus } from './projection-runner.js';
+import type { RunnerStorage } from './storage.js';
 
 /**
  * A projection into an external system (InfluxDB) that cannot share the read models' SQLite transaction.
@@ -17,8 +17,13 @@ export interface Sink {
   /**
    * Writes the batch (in seq order) and resolves only once the external system has confirmed it: `written`
    * confirmed points, `rejected` points the system refused as data. Rejects when nothing can be assumed.
+   * `memo` is the sink's own memo (see RunnerStorage.sinkMemo), as of the batch's start: the sink may read it and
+   * returns the entries it changes in `memo`, which the runner saves with the checkpoint once the write is confirmed.
    */
-  write(events: readonly StoredEvent[]): Promise<{ written: number; rejected: number }>;
+  write(
+    events: readonly StoredEvent[],
+    memo: ReadonlyMap<string, string>,
+  ): Promise<{ written: number; rejected: number; memo?: ReadonlyMap<string, string> }>;
 }
 
 /** A sink's status, shaped like a projection's so /healthz, /api/projections and the CLI list both. */
@@ -39,8 +44,8 @@ export interface SinkStatus extends Omit<ProjectionStatus, 'state'> {
 
 export interface SinkRunnerOptions {
   source: LogSource;
-  /** readmodels.db: the sink's checkpoint is a row of its `checkpoints` table. */
-  db: Database.Database;
+  /** Where its checkpoint and memo are kept, beside the read models'. */
+  storage: RunnerStorage;
   sink: Sink;
   logger: Logger;
   metrics?: Pick<Metrics, 'sinkErrors' | 'sinkPoints'>;
@@ -72,16 +77,14 @@ export interface SinkRunner {
  * meanwhile the lag grows where /metrics shows it, and the runner catches up when the server is back.
  */
 export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
-  const { source, db, sink, logger, metrics } = options;
+  const { source, storage, sink, logger, metrics } = options;
   const batchSize = options.batchSize ?? 5000;
   const minBackoffMs = options.minBackoffMs ?? 500;
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
   const handles = new Set<string>(sink.handles);
   const labels = { projection: sink.name };
-  const getCheckpoint = db.prepare('SELECT version, position FROM checkpoints WHERE projection = ?');
-  const setCheckpoint = db.prepare(
-    'INSERT INTO checkpoints (projection, version, position) VALUES (?, ?, ?) ON CONFLICT (projection) DO UPDATE SET version = excluded.version, position = excluded.position',
-  );
+  const setCheckpoint = (position: number) =>
+    storage.setCheckpoint(sink.name, { version: sink.version, position });
 
   let position = 0;
   let logHead = 0;
@@ -98,10 +101,17 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   let loop: Promise<void> | undefined;
   let unsubscribe: (() => void) | undefined;
   let pendingReset: { done: () => void; promise: Promise<void> } | undefined;
+  /** Memo entries changed by confirmed writes since the checkpoint was last saved. */
+  let changedMemo: Map<string, string> | undefined;
   const waiters: { seq: number; resolve: () => void }[] = [];
 
+  /** The sink's memo as of `position`. */
+  let memo = new Map<string, string>();
+
   function reset(): void {
-    setCheckpoint.run(sink.name, sink.version, 0);
+    setCheckpoint(0);
+    storage.saveSinkMemo(sink.name, null);
+    memo = new Map();
     position = 0;
     rebuilding = true;
   }
@@ -174,7 +184,12 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
       const mine = events.filter((e) => handles.has(e.type));
       if (mine.length > 0) {
         try {
-          const outcome = await sink.write(mine);
+          const outcome = await sink.write(mine, memo);
+          if (outcome.memo && outcome.memo.size > 0) {
+            // Confirmed: the next batch starts from it; it is saved with the checkpoint below.
+            for (const [k, v] of outcome.memo) memo.set(k, v);
+            changedMemo = new Map([...(changedMemo ?? []), ...outcome.memo]);
+          }
           written += outcome.written;
           rejected += outcome.rejected;
           metrics?.sinkPoints.inc({ ...labels, outcome: 'written' }, outcome.written);
@@ -192,7 +207,12 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
       // A rebuild asked for during the write starts over at 0; this batch's checkpoint would skip the replay.
       if (pendingReset) continue;
       position = last;
-      setCheckpoint.run(sink.name, sink.version, position);
+      const changes = changedMemo;
+      changedMemo = undefined;
+      storage.atomically(() => {
+        if (changes) storage.saveSinkMemo(sink.name, changes);
+        setCheckpoint(position);
+      });
       settleWaiters();
     }
   }
@@ -200,13 +220,14 @@ export function createSinkRunner(options: SinkRunnerOptions): SinkRunner {
   return {
     name: sink.name,
     async start(startOptions = {}) {
-      const saved = getCheckpoint.get(sink.name) as { version: number; position: number } | undefined;
+      const saved = storage.checkpoint(sink.name);
       if (startOptions.rebuild || !saved || saved.version !== sink.version) {
         if (saved && saved.version !== sink.version)
           logger.info({ from: saved.version, to: sink.version }, 'sink version changed: rebuilding');
         reset();
       } else {
         position = saved.position;
+        memo = storage.sinkMemo(sink.name);
       }
       logHead = await source.lastSeq();
       unsubscribe = source.subscribe((events) => {

@@ -1,4 +1,4 @@
-import type { Config } from '../core/config.js';
+import type { Config } from '../../core/config.js';
 
 /** Where the influx projection writes. */
 export interface InfluxTarget {

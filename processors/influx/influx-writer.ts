@@ -1,6 +1,6 @@
 import { HttpError, InfluxDB, setLogger, type Point } from '@influxdata/influxdb-client';
-import { FleetlogError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { FleetlogError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
 import type { InfluxTarget } from './influx-target.js';
 
 export interface InfluxWriterOptions extends InfluxTarget {

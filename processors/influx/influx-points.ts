@@ -1,5 +1,5 @@
 import { Point } from '@influxdata/influxdb-client';
-import type { EventType, StoredEvent } from '../core/event.js';
+import type { EventType, StoredEvent } from '../../core/event.js';
 
 /** Event types the influx projection writes; the others (device events) have no point of their own. */
 export const INFLUX_EVENT_TYPES: readonly EventType[] = [

@@ -1,0 +1,141 @@
+import type { StoredEvent } from '../core/event.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import type { EventLog } from '../eventlog/event-log.js';
+import { accountingReadModel } from './accounting/read-model.js';
+import { deviceStateReadModel } from './device-state/read-model.js';
+import { createInfluxSink } from './influx/influx-sink.js';
+import type { InfluxTarget } from './influx/influx-target.js';
+import type { ReadModels } from './read-models.js';
+import { READ_MODELS } from './registry.js';
+import { createMemoryRunnerStorage } from './runner/memory-storage.js';
+import { createProjectionRunner, type ProjectionRunner } from './runner/projection-runner.js';
+import type { RetentionStatus } from './runner/retention-status.js';
+import { startRetention, type Retention, type RetentionOptions } from './runner/retention-step.js';
+import { createSinkRunner, type SinkRunner } from './runner/sink-runner.js';
+import { openSqliteRunnerStorage } from './runner/sqlite-storage.js';
+import { telemetrySeriesReadModel } from './telemetry-series/read-model.js';
+
+/** What the read side reads: the log in order and by device and time. */
+export type ReadableLog = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq' | 'readStreamByTime'>;
+
+export interface ReadSideOptions {
+  /** Where readmodels.db lives; null keeps the read models in memory. */
+  dataDir: string | null;
+  /** Snapshot each device's aggregate every this many of its events. */
+  snapshotEvery: number;
+  logger: Logger;
+  /** Events folded per batch while following the log (default 5,000). */
+  batchSize?: number;
+  onBatch?: (events: readonly StoredEvent[], position: number) => void;
+  /** Reset these read models (true: all, sinks included) and fold the whole log again. */
+  rebuild?: string | true;
+  /** Where the influx sink writes; absent turns it off. */
+  influx?: InfluxTarget;
+  /** Counts sink errors and points. */
+  metrics?: Metrics;
+  /** Expire raw events: needs a log that can remove them. */
+  retention?: RetentionOptions & { log: Pick<EventLog, 'removeBefore'> };
+}
+
+export interface ReadSide {
+  /** What query/ may ask (processors/read-models.ts). */
+  readModels: ReadModels;
+  runner: ProjectionRunner;
+  /** External sinks (influx), each in its own loop beside the runner. */
+  sinks: readonly SinkRunner[];
+  /** Present when retention is configured. */
+  retention?: Retention;
+  /** Resolves once every read model and sink has folded through `seq`. */
+  waitFor(seq: number): Promise<void>;
+  /** Stops retention, the sinks and the runner (which commits), then closes the storage. */
+  close(): Promise<void>;
+}
+
+/** Opens the read models and starts folding the log into them (catch up, then follow) without waiting. */
+export async function openReadSide(log: ReadableLog, options: ReadSideOptions): Promise<ReadSide> {
+  const storage =
+    options.dataDir === null ? createMemoryRunnerStorage() : openSqliteRunnerStorage(options.dataDir);
+  const logger = options.logger.child({ component: 'processors' });
+  let retention: Retention | undefined;
+  const retentionStatus = (): RetentionStatus =>
+    retention?.status() ?? {
+      ...storage.retentionBase(),
+      ...storage.retentionProgress(),
+      state: 'off',
+      retentionMs: null,
+    };
+  const runner = createProjectionRunner({
+    source: log,
+    log,
+    storage,
+    readModels: READ_MODELS,
+    logger,
+    snapshotEvery: options.snapshotEvery,
+    retention: retentionStatus,
+    batchSize: options.batchSize,
+    onBatch: options.onBatch,
+  });
+  await runner.start({ rebuild: options.rebuild });
+  const sinks = options.influx
+    ? [
+        createSinkRunner({
+          source: log,
+          storage,
+          sink: createInfluxSink(options.influx, options.logger.child({ component: 'influx' })),
+          logger: options.logger.child({ component: 'sink', projection: 'influx' }),
+          metrics: options.metrics,
+        }),
+      ]
+    : [];
+  for (const sink of sinks)
+    await sink.start({ rebuild: options.rebuild === true || options.rebuild === sink.name });
+  if (options.retention) {
+    const { log: removable, ...retentionOptions } = options.retention;
+    retention = startRetention(
+      {
+        runner,
+        storage,
+        log: removable,
+        // An external sink that is behind still needs its events: they leave the log once it has written them.
+        holdBack: () => Math.min(Number.MAX_SAFE_INTEGER, ...sinks.map((s) => s.status().position)),
+        logger: options.logger.child({ component: 'retention' }),
+      },
+      retentionOptions,
+    );
+  }
+
+  const readModels: ReadModels = {
+    devices: runner.queries(deviceStateReadModel),
+    series: runner.queries(telemetrySeriesReadModel),
+    accounting: runner.queries(accountingReadModel),
+    status: () => [...runner.status(), ...sinks.map((s) => s.status())],
+    retention: retentionStatus,
+    async rebuild(name) {
+      const sink = sinks.find((s) => s.name === name);
+      await Promise.all([
+        ...(sink ? [] : [runner.rebuild(name)]),
+        ...sinks.filter((s) => name === undefined || s === sink).map((s) => s.rebuild()),
+      ]);
+    },
+  };
+
+  return {
+    readModels,
+    runner,
+    sinks,
+    get retention() {
+      return retention;
+    },
+    async waitFor(seq) {
+      await runner.waitFor(seq);
+      await Promise.all(sinks.map((s) => s.waitFor(seq)));
+    },
+    async close() {
+      await retention?.close();
+      await Promise.all(sinks.map((s) => s.close()));
+      await runner.close();
+      storage.close();
+    },
+  };
+}

@@ -1,0 +1,82 @@
+import type { StoredEvent } from '../../core/event.js';
+import type { OpenReadModel, ReadModelDefinition } from '../read-model-definition.js';
+import type { RetentionBase } from './retention-status.js';
+
+/** A read model's or sink's progress, as /healthz, /api/projections and the CLI show it. */
+export interface ProjectionStatus {
+  name: string;
+  version: number;
+  /** Global seq folded through. */
+  position: number;
+  /** Events in the log not folded yet. */
+  lag: number;
+  state: 'running' | 'rebuilding' | 'failed';
+  /** Set when failed: the event that could not be folded, and why. */
+  failedSeq?: number;
+  error?: string;
+}
+
+/** One read model inside the runner: its definition, the open model, and how far it has folded. Owns `position`. */
+export class FoldSlot {
+  position = 0;
+  state: ProjectionStatus['state'] = 'running';
+  failedSeq?: number;
+  error?: string;
+  private readonly handles: ReadonlySet<string>;
+
+  constructor(
+    readonly definition: ReadModelDefinition,
+    readonly model: OpenReadModel<unknown>,
+  ) {
+    this.handles = new Set(definition.handles);
+  }
+
+  get name(): string {
+    return this.definition.name;
+  }
+
+  get healthy(): boolean {
+    return this.state !== 'failed';
+  }
+
+  /**
+   * The events of a batch this read model folds: after its position, of its types, and not already in the
+   * retained base a `before-horizon` model was rebuilt from (`whole` models skip those themselves).
+   */
+  mine(events: readonly StoredEvent[], base: RetentionBase): StoredEvent[] {
+    const cutsBase = this.definition.retained === 'before-horizon' && base.position > 0;
+    const out: StoredEvent[] = [];
+    for (const e of events) {
+      if (e.seq <= this.position || !this.handles.has(e.type)) continue;
+      if (cutsBase && e.seq <= base.position && e.time < base.horizon) continue;
+      out.push(e);
+    }
+    return out;
+  }
+
+  failed(seq: number | undefined, err: unknown): void {
+    this.model.discard();
+    this.state = 'failed';
+    this.failedSeq = seq;
+    this.error = err instanceof Error ? err.message : String(err);
+  }
+
+  restarted(): void {
+    this.position = 0;
+    this.state = 'rebuilding';
+    delete this.failedSeq;
+    delete this.error;
+  }
+
+  status(logHead: number): ProjectionStatus {
+    return {
+      name: this.name,
+      version: this.definition.version,
+      position: this.position,
+      lag: Math.max(0, logHead - this.position),
+      state: this.state,
+      ...(this.failedSeq === undefined ? {} : { failedSeq: this.failedSeq }),
+      ...(this.error === undefined ? {} : { error: this.error }),
+    };
+  }
+}

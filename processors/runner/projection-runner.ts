@@ -1,0 +1,290 @@
+import type { StoredEvent } from '../../core/event.js';
+import type { Logger } from '../../core/logger.js';
+import type { EventLog } from '../../eventlog/event-log.js';
+import { FoldFailure, type LogByTime, type ReadModelDefinition } from '../read-model-definition.js';
+import { createCommitWindow, type CommitPolicy } from './commit-window.js';
+import { FoldSlot, type ProjectionStatus } from './fold-slot.js';
+import { createPositionWaiters } from './position-waiters.js';
+import type { RetentionBase, RetentionStatus } from './retention-status.js';
+import type { RunnerStorage } from './storage.js';
+import { createTailBuffer } from './tail-buffer.js';
+
+export type { ProjectionStatus } from './fold-slot.js';
+
+/** What the runner needs from a log: read in order, hear about new events. */
+export type LogSource = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq'>;
+
+export interface ProjectionRunnerOptions {
+  source: LogSource;
+  /** What the read models' queries and retention read (one device's events by time). */
+  log: LogByTime;
+  storage: RunnerStorage;
+  readModels: readonly ReadModelDefinition[];
+  logger: Logger;
+  snapshotEvery: number;
+  /** Where retention stands, for the read models' answers (set by the retention step). */
+  retention?: () => RetentionStatus;
+  /** Events read and folded per batch while following the log. */
+  batchSize?: number;
+  /** ...and while catching up (a rebuild, a restart behind the log): larger batches write each row less often. */
+  catchUpBatchSize?: number;
+  /** When the open transaction commits while following the log (default 50 ms or 20,000 events). */
+  commit?: CommitPolicy;
+  /** ...and while catching up (default 1 s or 500,000 events). */
+  catchUpCommit?: CommitPolicy;
+  /** Called after each folded batch (now visible in the read models): for progress bars, metrics, latency. */
+  onBatch?: (events: readonly StoredEvent[], position: number) => void;
+}
+
+/** Time spent folding, for the bench's "live fold cost per event". */
+export interface FoldStats {
+  events: number;
+  foldMs: number;
+}
+
+export interface ProjectionRunner {
+  /**
+   * Opens the read models and starts catching up, then following the log; does not wait for the catch-up.
+   * `rebuild` resets those read models first (all with true).
+   */
+  start(options?: { rebuild?: string | true }): Promise<void>;
+  status(): ProjectionStatus[];
+  /** The open read model's queries. */
+  queries<Q>(definition: ReadModelDefinition<Q>): Q;
+  /** Resets one read model (or all) and folds the log again, while everything else keeps running. */
+  rebuild(name?: string): Promise<void>;
+  /** Resolves when every healthy read model has folded through `seq`. */
+  waitFor(seq: number): Promise<void>;
+  /** Runs `task` between batches, with the open transaction committed and folding paused until it settles. */
+  exclusive<T>(task: () => Promise<T>): Promise<T>;
+  /** Freezes every read model at the horizon (retention); call inside `exclusive`. */
+  retain(horizon: number): Promise<RetentionBase>;
+  /** Where retention has cut the history (horizon 0: nothing frozen). */
+  retentionBase(): RetentionBase;
+  foldStats(): FoldStats;
+  /** Stops following the log after the batch in progress, and commits. */
+  close(): Promise<void>;
+}
+
+const LIVE_COMMIT: CommitPolicy = { intervalMs: 50, events: 20_000 };
+const CATCH_UP_COMMIT: CommitPolicy = { intervalMs: 1000, events: 500_000 };
+
+/**
+ * Folds the log into the read models. Its parts, each the one owner of its state:
+ * - the slots (fold-slot.ts): each read model's position and health;
+ * - the commit window (commit-window.ts): the one open transaction, and when it commits;
+ * - the tail buffer (tail-buffer.ts): announced events, folded without reading them back;
+ * - the waiters (position-waiters.ts): `waitFor` promises against the slowest healthy position;
+ * - the loop below: read a batch after the slowest position, let each slot fold its part in a savepoint of the
+ *   open transaction with its checkpoint, then settle waiters. Single-flight: a wake-up while it runs asks for
+ *   one more pass.
+ */
+export function createProjectionRunner(options: ProjectionRunnerOptions): ProjectionRunner {
+  const { source, storage, logger } = options;
+  const liveBatch = options.batchSize ?? 5000;
+  const catchUpBatch = Math.max(liveBatch, options.catchUpBatchSize ?? 50_000);
+  const window = createCommitWindow(
+    storage,
+    options.commit ?? LIVE_COMMIT,
+    options.catchUpCommit ?? CATCH_UP_COMMIT,
+  );
+  const tail = createTailBuffer();
+  let base = storage.retentionBase();
+  const retention =
+    options.retention ??
+    ((): RetentionStatus => ({
+      ...storage.retentionBase(),
+      ...storage.retentionProgress(),
+      state: 'off',
+      retentionMs: null,
+    }));
+
+  const slots = options.readModels.map((definition) => {
+    const slot: FoldSlot = new FoldSlot(
+      definition,
+      definition.open({
+        db: storage.db,
+        log: options.log,
+        position: () => slot.position,
+        retention,
+        snapshotEvery: options.snapshotEvery,
+      }),
+    );
+    return slot;
+  });
+  const byName = new Map(slots.map((s) => [s.name, s]));
+  const healthy = () => slots.filter((s) => s.healthy);
+  const minPosition = (): number | undefined => {
+    const h = healthy();
+    return h.length === 0 ? undefined : Math.min(...h.map((s) => s.position));
+  };
+  const waiters = createPositionWaiters(() => minPosition() ?? Number.POSITIVE_INFINITY);
+  const settle = () => waiters.settle(minPosition() ?? Number.POSITIVE_INFINITY);
+
+  let logHead = 0;
+  let running: Promise<void> | undefined;
+  let paused: Promise<unknown> | undefined;
+  let again = false;
+  let closed = false;
+  let unsubscribe: (() => void) | undefined;
+  const stats: FoldStats = { events: 0, foldMs: 0 };
+
+  function open(slot: FoldSlot): void {
+    const saved = storage.checkpoint(slot.name);
+    if (saved && saved.version === slot.definition.version) {
+      slot.position = saved.position;
+      return;
+    }
+    if (saved)
+      logger.info(
+        { projection: slot.name, from: saved.version, to: slot.definition.version },
+        'read model version changed: rebuilding',
+      );
+    reset(slot);
+  }
+
+  function reset(slot: FoldSlot): void {
+    window.commit();
+    storage.atomically(() => {
+      slot.model.reset();
+      storage.setCheckpoint(slot.name, { version: slot.definition.version, position: 0 });
+    });
+    slot.model.discard();
+    slot.restarted();
+  }
+
+  /** One batch: each slot folds its part in a savepoint, so one failing leaves the others. */
+  function applyBatch(events: readonly StoredEvent[], catchingUp: boolean): void {
+    const last = events.at(-1)?.seq ?? 0;
+    const started = performance.now();
+    window.open();
+    for (const slot of slots) {
+      if (!slot.healthy || slot.position >= last) continue;
+      const mine = slot.mine(events, base);
+      try {
+        storage.atomically(() => {
+          if (mine.length > 0) slot.model.apply(mine);
+          storage.setCheckpoint(slot.name, { version: slot.definition.version, position: last });
+        });
+        slot.position = last;
+      } catch (err) {
+        // The checkpoint stays before the batch; a restart (or a fixed version) retries from there.
+        slot.failed(err instanceof FoldFailure ? err.seq : undefined, err);
+        logger.error({ projection: slot.name, seq: slot.failedSeq, err }, 'read model failed and stopped');
+      }
+    }
+    stats.events += events.length;
+    stats.foldMs += performance.now() - started;
+    window.folded(events.length, catchingUp);
+    options.onBatch?.(events, last);
+  }
+
+  async function catchUp(): Promise<void> {
+    for (;;) {
+      const from = minPosition();
+      if (closed || from === undefined) break;
+      const catchingUp = logHead - from > liveBatch;
+      const limit = catchingUp ? catchUpBatch : liveBatch;
+      const events = tail.take(from, limit, from) ?? (await source.readAll({ after: from, limit }));
+      if (closed || events.length === 0) break;
+      applyBatch(events, catchingUp);
+      settle();
+      if (events.length < limit && (events.at(-1)?.seq ?? 0) >= logHead) break;
+      // Let ingest and the API breathe between large batches during a rebuild.
+      await new Promise((r) => setImmediate(r));
+    }
+    for (const slot of slots)
+      if (slot.state === 'rebuilding' && slot.position >= logHead) slot.state = 'running';
+    settle();
+  }
+
+  function kick(): void {
+    if (closed) return;
+    if (running || paused) {
+      again = true;
+      return;
+    }
+    running = catchUp()
+      .catch((err: unknown) => logger.error({ err }, 'projection runner could not read the log'))
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          kick();
+        }
+      });
+  }
+
+  const runner: ProjectionRunner = {
+    async start(startOptions = {}) {
+      const { rebuild } = startOptions;
+      for (const slot of slots) {
+        open(slot);
+        if (rebuild === true || rebuild === slot.name) reset(slot);
+      }
+      logHead = await source.lastSeq();
+      unsubscribe = source.subscribe((events) => {
+        logHead = Math.max(logHead, events.at(-1)?.seq ?? 0);
+        tail.remember(events);
+        kick();
+      });
+      kick();
+    },
+    status: () => slots.map((s) => s.status(logHead)),
+    queries<Q>(definition: ReadModelDefinition<Q>): Q {
+      const slot = byName.get(definition.name);
+      if (!slot) throw new Error(`read model ${definition.name} is not registered`);
+      return slot.model.queries as Q;
+    },
+    async rebuild(name) {
+      const targets = slots.filter((s) => name === undefined || s.name === name);
+      logHead = Math.max(logHead, await source.lastSeq());
+      // Reset only between batches: after this loop nothing is running, and the reset is synchronous.
+      while (running) await running;
+      for (const slot of targets) reset(slot);
+      kick();
+      await runner.waitFor(logHead);
+    },
+    async exclusive(task) {
+      while (paused) await paused.catch(() => undefined);
+      while (running) await running;
+      window.commit();
+      // No await between the checks above and `paused` being set: nothing can start in between.
+      const result = task();
+      paused = result;
+      try {
+        return await result;
+      } finally {
+        paused = undefined;
+        kick();
+      }
+    },
+    async retain(horizon) {
+      const position = minPosition() ?? 0;
+      window.open();
+      try {
+        for (const slot of slots) await slot.model.retain({ horizon, position });
+        storage.setRetentionBase({ horizon, position });
+        window.commit();
+      } catch (err) {
+        window.rollback();
+        for (const slot of slots) slot.model.discard();
+        throw err;
+      }
+      base = { horizon, position };
+      for (const slot of slots) slot.model.discard();
+      return { ...base };
+    },
+    retentionBase: () => ({ ...base }),
+    foldStats: () => ({ ...stats }),
+    waitFor: (seq) => waiters.wait(seq),
+    async close() {
+      closed = true;
+      unsubscribe?.();
+      while (running) await running;
+      window.commit();
+      waiters.releaseAll();
+    },
+  };
+  return runner;
+}

@@ -1,0 +1,42 @@
+import { RESOLUTIONS, type Bucket, type BucketStats, type Resolution } from './fold.js';
+import type { SeriesStore } from './store.js';
+
+const RESOLUTION_NAMES = Object.keys(RESOLUTIONS) as Resolution[];
+
+/** The in-memory twin of the SQLite store: rows as JSON text, keyed by device and bucket. */
+export function createMemorySeriesStore(): SeriesStore {
+  const key = (deviceId: string, bucket: number) => `${deviceId}\u0000${bucket}`;
+  const tables = new Map<Resolution, Map<string, { deviceId: string; bucket: number; stats: string }>>(
+    RESOLUTION_NAMES.map((r) => [r, new Map()]),
+  );
+  const rows = (r: Resolution) =>
+    tables.get(r) as Map<string, { deviceId: string; bucket: number; stats: string }>;
+  let kept = new Map<string, { deviceId: string; bucket: number; stats: string }>();
+  return {
+    load(resolution, deviceId, bucket) {
+      const row = rows(resolution).get(key(deviceId, bucket));
+      return row && (JSON.parse(row.stats) as BucketStats);
+    },
+    save(resolution, list) {
+      const t = rows(resolution);
+      for (const r of list) t.set(key(r.deviceId, r.bucket), { ...r, stats: JSON.stringify(r.stats) });
+    },
+    range(resolution, deviceId, metric, from, to) {
+      return [...rows(resolution).values()]
+        .filter((r) => r.deviceId === deviceId && r.bucket >= from && r.bucket < to)
+        .sort((a, b) => a.bucket - b.bucket)
+        .flatMap((r) => {
+          const stats = JSON.parse(r.stats) as BucketStats;
+          return Object.hasOwn(stats, metric) ? [{ bucket: r.bucket, stats: stats[metric] as Bucket }] : [];
+        });
+    },
+    keepHoursDropMinutesBefore(horizon) {
+      kept = new Map([...rows('1h')].filter(([, r]) => r.bucket < horizon));
+      for (const [k, r] of rows('1m')) if (r.bucket < horizon) rows('1m').delete(k);
+    },
+    reset() {
+      for (const r of RESOLUTION_NAMES) rows(r).clear();
+      for (const [k, r] of kept) rows('1h').set(k, { ...r });
+    },
+  };
+}

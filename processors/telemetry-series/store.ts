@@ -1,0 +1,98 @@
+import type Database from 'better-sqlite3';
+import { RESOLUTIONS, type Bucket, type BucketStats, type Resolution } from './fold.js';
+
+/** One device's bucket at one resolution. */
+export interface RollupRow {
+  deviceId: string;
+  /** Bucket start, epoch ms. */
+  bucket: number;
+  stats: BucketStats;
+}
+
+/**
+ * Where the series read model keeps its rollups: one row per device and bucket at each resolution, holding every
+ * metric of that bucket (a batch then writes one row per device and bucket, not one per metric: what folding costs
+ * most). SQLite (below) and memory (memory-store.ts); both pass test/contracts/series-store.contract.ts.
+ */
+export interface SeriesStore {
+  load(resolution: Resolution, deviceId: string, bucket: number): BucketStats | undefined;
+  /** Upserts these rows. */
+  save(resolution: Resolution, rows: Iterable<RollupRow>): void;
+  /** One metric's buckets of a device with start in [from, to), by bucket; buckets without the metric left out. */
+  range(
+    resolution: Resolution,
+    deviceId: string,
+    metric: string,
+    from: number,
+    to: number,
+  ): { bucket: number; stats: Bucket }[];
+  /** Retention: hourly rows before the horizon are kept aside (as they are now); minute rows before it go. */
+  keepHoursDropMinutesBefore(horizon: number): void;
+  /** Deletes every row, then restores the kept hourly rows. */
+  reset(): void;
+}
+
+const RESOLUTION_NAMES = Object.keys(RESOLUTIONS) as Resolution[];
+
+/** The table of one resolution. */
+const table = (resolution: Resolution) => `rollups_${resolution}`;
+
+/** The SQLite store, in readmodels.db: `rollups_1m`, `rollups_1h` and `retained_rollups_1h` (what retention keeps). */
+export function createSqliteSeriesStore(db: Database.Database): SeriesStore {
+  // Version 1 of the read model kept one row per metric.
+  db.exec(
+    'DROP TABLE IF EXISTS rollup_1m; DROP TABLE IF EXISTS rollup_1h; DROP TABLE IF EXISTS retained_rollup_1h;',
+  );
+  for (const r of RESOLUTION_NAMES) {
+    db.exec(`CREATE TABLE IF NOT EXISTS ${table(r)} (
+      device_id TEXT NOT NULL, bucket INTEGER NOT NULL, stats TEXT NOT NULL,
+      PRIMARY KEY (device_id, bucket)
+    ) WITHOUT ROWID`);
+  }
+  db.exec('CREATE TABLE IF NOT EXISTS retained_rollups_1h AS SELECT * FROM rollups_1h WHERE 0');
+  const q = Object.fromEntries(
+    RESOLUTION_NAMES.map((r) => [
+      r,
+      {
+        load: db.prepare(`SELECT stats FROM ${table(r)} WHERE device_id = ? AND bucket = ?`).pluck(),
+        save: db.prepare(`INSERT OR REPLACE INTO ${table(r)} (device_id, bucket, stats) VALUES (?, ?, ?)`),
+        // One row per device and bucket; the metric's statistics are one key of its JSON.
+        range: db
+          .prepare(
+            `SELECT bucket, json_extract(stats, ?) AS b FROM ${table(r)}
+             WHERE device_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket`,
+          )
+          .raw(true),
+      },
+    ]),
+  ) as Record<Resolution, Record<'load' | 'save' | 'range', Database.Statement>>;
+  const retention = {
+    clearKept: db.prepare('DELETE FROM retained_rollups_1h'),
+    keep: db.prepare('INSERT INTO retained_rollups_1h SELECT * FROM rollups_1h WHERE bucket < ?'),
+    dropMinutes: db.prepare('DELETE FROM rollups_1m WHERE bucket < ?'),
+  };
+  return {
+    load(resolution, deviceId, bucket) {
+      const json = q[resolution].load.get(deviceId, bucket) as string | undefined;
+      return json === undefined ? undefined : (JSON.parse(json) as BucketStats);
+    },
+    save(resolution, rows) {
+      const save = q[resolution].save;
+      for (const row of rows) save.run(row.deviceId, row.bucket, JSON.stringify(row.stats));
+    },
+    range(resolution, deviceId, metric, from, to) {
+      const rows = q[resolution].range.all(`$."${metric}"`, deviceId, from, to) as [number, string | null][];
+      return rows.flatMap(([bucket, b]) => (b === null ? [] : [{ bucket, stats: JSON.parse(b) as Bucket }]));
+    },
+    keepHoursDropMinutesBefore(horizon) {
+      retention.clearKept.run();
+      retention.keep.run(horizon);
+      // Minute resolution is raw-point resolution: it goes with the raw events.
+      retention.dropMinutes.run(horizon);
+    },
+    reset() {
+      for (const r of RESOLUTION_NAMES) db.exec(`DELETE FROM ${table(r)}`);
+      db.exec('INSERT INTO rollups_1h SELECT * FROM retained_rollups_1h');
+    },
+  };
+}
