@@ -47,7 +47,8 @@ export function deviceStateStoreContract(name: string, open: () => DeviceStateSt
       const loaded = store.load('a');
       expect(loaded).toEqual({ aggregate: a, sinceSnapshot: 2, maxBoundary: 7 });
       expect(Object.keys(loaded?.aggregate.metrics ?? {})).toEqual(['v', '__proto__']);
-      loaded?.aggregate.metrics.v && (loaded.aggregate.metrics.v.count = 99);
+      const v = loaded?.aggregate.metrics.v;
+      if (v) v.count = 99;
       expect(store.load('a')?.aggregate.metrics.v?.count).toBe(3);
       store.save([{ aggregate: aggregate('a', 4), sinceSnapshot: 0, maxBoundary: 9 }]);
       expect(store.load('a')).toMatchObject({ sinceSnapshot: 0, maxBoundary: 9, aggregate: { events: 4 } });
