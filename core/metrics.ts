@@ -41,6 +41,14 @@ export interface Metrics {
   counterResets: Gauge;
   /** Readings whose time was set to the receive time, by why: ahead, unsynced. */
   clockCorrected: Gauge<'reason'>;
+  /** Retention: the horizon the read models were frozen at, epoch seconds (0: none). */
+  retentionHorizon: Gauge;
+  /** Retention: raw events before this are removed from the log, epoch seconds (0: none yet). */
+  retentionRemovedBefore: Gauge;
+  /** Retention: events removed from the log, all passes together (kept across restarts). */
+  retentionRemoved: Gauge;
+  /** Retention: when the last pass ended, epoch seconds (0: never). */
+  retentionLastRun: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -150,6 +158,26 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'fleetlog_clock_corrected',
       help: 'Readings whose device time was not trusted and was set to the receive time, by reason (ahead, unsynced)',
       labelNames: ['reason'],
+      registers,
+    }),
+    retentionHorizon: new Gauge({
+      name: 'fleetlog_retention_horizon_seconds',
+      help: 'Retention horizon the read models hold history before (epoch seconds; 0: nothing frozen)',
+      registers,
+    }),
+    retentionRemovedBefore: new Gauge({
+      name: 'fleetlog_retention_removed_before_seconds',
+      help: 'Raw events before this time are removed from the log (epoch seconds; 0: none removed yet)',
+      registers,
+    }),
+    retentionRemoved: new Gauge({
+      name: 'fleetlog_retention_removed_events',
+      help: 'Events removed from the log by retention, all passes together',
+      registers,
+    }),
+    retentionLastRun: new Gauge({
+      name: 'fleetlog_retention_last_run_seconds',
+      help: 'When the last retention pass ended (epoch seconds; 0: never)',
       registers,
     }),
   };

@@ -85,8 +85,16 @@ export interface EventLog {
   /** The highest `seq` in the log (0 when empty). */
   lastSeq(): Promise<number>;
   /**
-   * Retention, one step: removes the oldest events while they match the options, stopping at the first one
-   * that does not, so what remains is always a contiguous range of seq. Resolves with how many were removed.
+   * How `removeBefore` cuts:
+   * - `every-match`: every event that matches goes, and the events between them that do not (a presence record
+   *   stamped at its receive time among readings from hours before) stay without holding the others back;
+   * - absent: a prefix by seq, stopping at the first event that does not match (JetStream, whose purge cuts a
+   *   stream at a sequence), so one younger event keeps every older one after it.
+   */
+  readonly removes?: 'every-match';
+  /**
+   * Retention, one step: removes at most `limit` events with event time before `time` and seq at most `maxSeq`
+   * (see `removes` for which), and resolves with how many; 0 once none is left to remove.
    * Ids of removed events are forgotten: a resend of one is appended again.
    */
   removeBefore(options: RemoveBeforeOptions): Promise<number>;

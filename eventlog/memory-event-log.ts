@@ -3,20 +3,33 @@ import { FleetlogError } from '../core/errors.js';
 import type { AppendOutcome, EventLog, TailListener, TimePage } from './event-log.js';
 import { afterCursor, byTimeThenSeq } from './time-order.js';
 
+/** Index of the first event with seq > `after` (events are in seq order, with gaps where retention removed some). */
+function firstAfter(events: readonly StoredEvent[], after: number): number {
+  let lo = 0;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((events[mid] as StoredEvent).seq <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** The in-memory twin of the SQLite log: same contract, nothing durable. For unit tests and `--event-log memory`. */
 export function createMemoryEventLog(): EventLog {
-  // events[i] has seq offset + i + 1; retention drops a prefix and raises offset.
-  const events: StoredEvent[] = [];
-  let offset = 0;
+  /** In seq order; retention may leave gaps. */
+  let events: StoredEvent[] = [];
+  let lastSeq = 0;
   const ids = new Map<string, number>();
   const streams = new Map<string, StoredEvent[]>();
   const listeners = new Set<TailListener>();
-  /** Last version of devices whose whole stream was removed by retention. */
+  /** Each device's last version: it goes on from there even when retention removed its whole stream. */
   const versions = new Map<string, number>();
   let closed = false;
   let commits = 0;
 
   return {
+    removes: 'every-match',
     append(batch: readonly NewEvent[]) {
       if (closed) return Promise.reject(new FleetlogError('ERR_LOG_CLOSED', 'append after close'));
       const outcomes: AppendOutcome[] = [];
@@ -29,8 +42,9 @@ export function createMemoryEventLog(): EventLog {
         }
         const stream = streams.get(event.deviceId) ?? [];
         streams.set(event.deviceId, stream);
-        const version = (stream.at(-1)?.version ?? versions.get(event.deviceId) ?? 0) + 1;
-        const stored = { ...event, seq: offset + events.length + 1, version };
+        const version = (versions.get(event.deviceId) ?? 0) + 1;
+        versions.set(event.deviceId, version);
+        const stored = { ...event, seq: ++lastSeq, version };
         events.push(stored);
         stream.push(stored);
         ids.set(event.id, stored.seq);
@@ -46,14 +60,12 @@ export function createMemoryEventLog(): EventLog {
       });
     },
     readAll({ after, limit }) {
-      const from = Math.max(0, after - offset);
+      const from = firstAfter(events, after);
       return Promise.resolve(events.slice(from, from + limit));
     },
     readStream(deviceId, { fromVersion, limit }) {
       const stream = streams.get(deviceId) ?? [];
-      return Promise.resolve(
-        stream.slice(Math.max(0, fromVersion - 1), Math.max(0, fromVersion - 1) + limit),
-      );
+      return Promise.resolve(stream.filter((e) => e.version >= fromVersion).slice(0, limit));
     },
     readStreamByTime(deviceId, options): Promise<TimePage> {
       const { from, to, types, after, limit } = options;
@@ -79,31 +91,26 @@ export function createMemoryEventLog(): EventLog {
       return () => listeners.delete(listener);
     },
     lastSeq() {
-      return Promise.resolve(offset + events.length);
+      return Promise.resolve(lastSeq);
     },
     stats() {
-      return { lastSeq: offset + events.length, commits };
+      return { lastSeq, commits };
     },
     removeBefore({ time, maxSeq, limit }) {
-      let n = 0;
-      while (
-        n < limit &&
-        events[n] &&
-        (events[n] as StoredEvent).time < time &&
-        (events[n] as StoredEvent).seq <= maxSeq
-      )
-        n++;
-      for (const e of events.splice(0, n)) {
-        ids.delete(e.id);
-        const stream = streams.get(e.deviceId) ?? [];
-        stream.shift();
-        if (stream.length === 0) {
-          streams.delete(e.deviceId);
-          versions.set(e.deviceId, e.version);
-        }
+      const gone = new Set<StoredEvent>();
+      for (const e of events) {
+        if (gone.size >= limit || e.seq > maxSeq) break;
+        if (e.time < time) gone.add(e);
       }
-      offset += n;
-      return Promise.resolve(n);
+      if (gone.size === 0) return Promise.resolve(0);
+      events = events.filter((e) => !gone.has(e));
+      for (const e of gone) ids.delete(e.id);
+      for (const deviceId of new Set([...gone].map((e) => e.deviceId))) {
+        const left = (streams.get(deviceId) ?? []).filter((e) => !gone.has(e));
+        if (left.length === 0) streams.delete(deviceId);
+        else streams.set(deviceId, left);
+      }
+      return Promise.resolve(gone.size);
     },
     close() {
       closed = true;

@@ -116,16 +116,21 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     ),
     setDeviceVersion: db.prepare('UPDATE devices SET last_version = ? WHERE device_key = ?'),
     setIndexedThrough: db.prepare("UPDATE meta SET value = ? WHERE key = 'indexed_through'"),
-    oldest: db.prepare('SELECT seq, time FROM events ORDER BY seq LIMIT ?'),
-    // Retention removes index rows through the events they point at, then the events.
-    removeIds: db.prepare('DELETE FROM id_index WHERE id IN (SELECT id FROM events WHERE seq <= ?)'),
+    // Retention finds a device's expired events through its time index, then removes the index rows through the
+    // events they point at, then the events.
+    dueForRemoval: db
+      .prepare('SELECT seq FROM time_index WHERE device_key = ? AND time < ? AND seq <= ? LIMIT ?')
+      .pluck(),
+    removeIds: db.prepare(
+      'DELETE FROM id_index WHERE id IN (SELECT id FROM events WHERE seq IN (SELECT value FROM json_each(?)))',
+    ),
     removeStream: db.prepare(
-      'DELETE FROM stream_index WHERE (device_key, version) IN (SELECT device_key, version FROM events WHERE seq <= ?)',
+      'DELETE FROM stream_index WHERE (device_key, version) IN (SELECT device_key, version FROM events WHERE seq IN (SELECT value FROM json_each(?)))',
     ),
     removeTime: db.prepare(
-      'DELETE FROM time_index WHERE (device_key, time, seq) IN (SELECT device_key, time, seq FROM events WHERE seq <= ?)',
+      'DELETE FROM time_index WHERE (device_key, time, seq) IN (SELECT device_key, time, seq FROM events WHERE seq IN (SELECT value FROM json_each(?)))',
     ),
-    removeEvents: db.prepare('DELETE FROM events WHERE seq <= ?'),
+    removeEvents: db.prepare('DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))'),
     readAll: db.prepare('SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
     readStream: db.prepare(
       `SELECT e.* FROM stream_index s JOIN events e ON e.seq = s.seq
@@ -177,6 +182,8 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   let commits = 0;
   let indexTimer: NodeJS.Timeout | undefined;
   let indexFailing = false;
+  /** Retention goes device by device; the next step starts at this device key. */
+  let removalCursor = 0;
 
   function toEvent(row: EventRow): StoredEvent {
     return rowToEvent(row, devicesByKey.get(row.device_key)?.id ?? `#${row.device_key}`);
@@ -382,6 +389,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   }
 
   return {
+    removes: 'every-match',
     append(events) {
       if (closed) return Promise.reject(new FleetlogError('ERR_LOG_CLOSED', 'append after close'));
       if (events.length === 0) return Promise.resolve([]);
@@ -440,26 +448,34 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
       // Removal works on indexed events only (the tail also lives in memory): index what is due first.
       if (maxSeq > indexedThrough) indexTail();
       const upTo = Math.min(maxSeq, indexedThrough);
-      let cut = 0;
-      let count = 0;
-      for (const row of q.oldest.all(limit) as { seq: number; time: number }[]) {
-        if (row.time >= time || row.seq > upTo) break;
-        cut = row.seq;
-        count++;
+      // Device by device through the time index, resuming where the last step stopped: every expired event goes,
+      // and a younger one in between (a presence record stamped at its receive time) holds nothing back.
+      const keys = [...devicesByKey.keys()].sort((a, b) => a - b);
+      const start = Math.max(
+        0,
+        keys.findIndex((k) => k >= removalCursor),
+      );
+      const seqs: number[] = [];
+      for (let i = 0; i < keys.length && seqs.length < limit; i++) {
+        const key = keys[(start + i) % keys.length] as number;
+        for (const seq of q.dueForRemoval.all(key, time, upTo, limit - seqs.length) as number[])
+          seqs.push(seq);
+        removalCursor = key;
       }
-      if (count === 0) return Promise.resolve(0);
+      if (seqs.length === 0) return Promise.resolve(0);
+      const list = JSON.stringify(seqs);
       try {
         db.transaction(() => {
-          q.removeIds.run(cut);
-          q.removeStream.run(cut);
-          q.removeTime.run(cut);
-          q.removeEvents.run(cut);
+          q.removeIds.run(list);
+          q.removeStream.run(list);
+          q.removeTime.run(list);
+          q.removeEvents.run(list);
         })();
       } catch (err) {
         // Deletes need WAL space too: on a full disk retention rejects (and retries later), never throws.
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
-      return Promise.resolve(count);
+      return Promise.resolve(seqs.length);
     },
     async close() {
       if (closed) return;

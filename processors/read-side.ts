@@ -11,7 +11,12 @@ import { READ_MODELS } from './registry.js';
 import { createMemoryRunnerStorage } from './runner/memory-storage.js';
 import { createProjectionRunner, type ProjectionRunner } from './runner/projection-runner.js';
 import type { RetentionStatus } from './runner/retention-status.js';
-import { startRetention, type Retention, type RetentionOptions } from './runner/retention-step.js';
+import {
+  startRetention,
+  type RemovableLog,
+  type Retention,
+  type RetentionOptions,
+} from './runner/retention-step.js';
 import { createSinkRunner, type SinkRunner } from './runner/sink-runner.js';
 import { openSqliteRunnerStorage } from './runner/sqlite-storage.js';
 import { telemetrySeriesReadModel } from './telemetry-series/read-model.js';
@@ -35,7 +40,7 @@ export interface ReadSideOptions {
   /** Counts sink errors and points. */
   metrics?: Metrics;
   /** Expire raw events: needs a log that can remove them. */
-  retention?: RetentionOptions & { log: Pick<EventLog, 'removeBefore'> };
+  retention?: RetentionOptions & { log: RemovableLog };
 }
 
 export interface ReadSide {

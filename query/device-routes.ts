@@ -33,10 +33,20 @@ export function registerDeviceRoutes(
     const known = await log.readStream(id, { fromVersion: 1, limit: 1 });
     if (known.length === 0) return notFound(reply, `no events for device "${id}"`);
     const page = await log.readStreamByTime(id, { from, to, types, after, limit });
+    // Retention runs where the read models are folded: it says how far the raw history was removed.
+    const removedBefore = readModels?.retention().removedBefore ?? null;
+    const removed =
+      removedBefore !== null && (from === undefined || from < removedBefore)
+        ? {
+            horizon: new Date(removedBefore).toISOString(),
+            note: `removed by retention, horizon ${new Date(removedBefore).toISOString()}: events before it are no longer in the log`,
+          }
+        : undefined;
     return {
       deviceId: id,
       events: page.events,
       next: page.next ? `${page.next.time}_${page.next.seq}` : null,
+      ...(removed ? { removed } : {}),
     };
   });
 

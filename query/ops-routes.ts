@@ -27,6 +27,21 @@ async function setAccountingGauges(
   metrics.clockCorrected.set({ reason: 'unsynced' }, totals.clockCorrected.unsynced);
 }
 
+/** Retention's progress as /healthz shows it (times ISO 8601, null: not yet). */
+function retentionHealth(readModels: ReadModels) {
+  const r = readModels.retention();
+  const iso = (t: number | null) => (t === null || t === 0 ? null : new Date(t).toISOString());
+  return {
+    state: r.state,
+    keepMs: r.retentionMs,
+    horizon: iso(r.horizon),
+    removedBefore: iso(r.removedBefore),
+    removed: r.removed,
+    lastRunAt: iso(r.lastRunAt),
+    ...(r.lastError === undefined ? {} : { lastError: r.lastError }),
+  };
+}
+
 export function registerOpsRoutes(
   app: FastifyInstance,
   deps: {
@@ -60,6 +75,7 @@ export function registerOpsRoutes(
       log: { lastSeq: stats.lastSeq, commits: stats.commits },
       storage: stores.map((s) => ({ ...s, since: new Date(s.since).toISOString() })),
       projections: status,
+      ...(readModels ? { retention: retentionHealth(readModels) } : {}),
       ...deps.health?.(),
     });
   });
@@ -71,7 +87,14 @@ export function registerOpsRoutes(
       metrics.projectionLag.set({ projection: p.name }, p.lag);
       metrics.projectionFailed.set({ projection: p.name }, p.state === 'failed' ? 1 : 0);
     }
-    if (readModels) await setAccountingGauges(metrics, readModels, deps.deadLetters);
+    if (readModels) {
+      await setAccountingGauges(metrics, readModels, deps.deadLetters);
+      const r = readModels.retention();
+      metrics.retentionHorizon.set(r.horizon / 1000);
+      metrics.retentionRemovedBefore.set((r.removedBefore ?? 0) / 1000);
+      metrics.retentionRemoved.set(r.removed);
+      metrics.retentionLastRun.set((r.lastRunAt ?? 0) / 1000);
+    }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 

@@ -13,6 +13,8 @@ export interface EventPage {
   deviceId: string;
   events: StoredEvent[];
   next: string | null;
+  /** Set when the range reaches before what retention removed from the log. */
+  removed?: { horizon: string; note: string };
 }
 
 /** The API's error body (query/params.ts): a message naming every problem. */

@@ -133,31 +133,48 @@ export function createDeviceStateQueries(
     },
     async asOf(deviceId, at) {
       const position = context.position();
-      const { horizon } = context.retention();
-      const retainedFrom = horizon > 0 ? horizon : undefined;
-      const { state, snapshotBoundary, eventsFolded } = await foldAsOf(
-        store,
-        context.log,
+      const retention = context.retention();
+      const folded = await foldAsOf(store, context.log, deviceId, at, position);
+      let { state, snapshotBoundary, eventsFolded } = folded;
+      const iso = (t: number) => new Date(t).toISOString();
+      const firstSeen = current(deviceId)?.firstSeen ?? Number.POSITIVE_INFINITY;
+      const { removedBefore } = retention;
+      let note: string | undefined;
+      if (at < firstSeen) {
+        note = 'no events at or before this time: it is before the device’s first event';
+      } else if (removedBefore !== null && at < removedBefore) {
+        // The raw events between the snapshot and T are gone: the answer is at snapshot resolution, and says so.
+        const removed = `raw events before ${iso(removedBefore)} were removed by retention`;
+        if (snapshotBoundary !== null) {
+          note = `${removed}: answered from the snapshot at ${iso(snapshotBoundary)}, the latest at or before this time`;
+        } else {
+          const atHorizon = store.snapshotAtOrBefore(deviceId, removedBefore);
+          if (atHorizon) {
+            state = cloneAggregate(atHorizon.aggregate);
+            snapshotBoundary = atHorizon.boundary;
+            eventsFolded = 0;
+            note = `${removed}, and no snapshot of this device is this old: this is its state at ${iso(atHorizon.boundary)}, the earliest that was kept`;
+          } else {
+            note = `${removed}, and nothing of this device before it was kept`;
+          }
+        }
+      } else if (
+        at < retention.horizon &&
+        (retention.state === 'removing' || retention.state === 'partial')
+      ) {
+        note = `retention is removing raw events before ${iso(retention.horizon)}: this answer may miss some of them`;
+      }
+      return {
         deviceId,
-        at,
-        position,
-      );
-      const result: StateAsOf = {
-        deviceId,
-        at: new Date(at).toISOString(),
+        at: iso(at),
         state: state.events === 0 ? null : viewDevice(state),
         position,
         basis: {
-          snapshotBoundary: snapshotBoundary === null ? null : new Date(snapshotBoundary).toISOString(),
+          snapshotBoundary: snapshotBoundary === null ? null : iso(snapshotBoundary),
           eventsFolded,
         },
+        ...(note === undefined ? {} : { note }),
       };
-      if (state.events === 0)
-        result.note = 'no events at or before this time: it is before the device’s first event';
-      else if (retainedFrom !== undefined && at < retainedFrom) {
-        result.note = `older than the retained history (raw events before ${new Date(retainedFrom).toISOString()} were removed): answered at snapshot resolution`;
-      }
-      return result;
     },
   };
 }

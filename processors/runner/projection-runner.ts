@@ -153,20 +153,22 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     slot.restarted();
   }
 
-  /** One batch: each slot folds its part in a savepoint, so one failing leaves the others. */
-  function applyBatch(events: readonly StoredEvent[], catchingUp: boolean): void {
-    const last = events.at(-1)?.seq ?? 0;
+  /**
+   * One batch: each slot folds its part in a savepoint, so one failing leaves the others. Positions move to
+   * `through`, which may be past the last event when the log has nothing in between (retention removed it).
+   */
+  function applyBatch(events: readonly StoredEvent[], through: number, catchingUp: boolean): void {
     const started = performance.now();
     window.open();
     for (const slot of slots) {
-      if (!slot.healthy || slot.position >= last) continue;
+      if (!slot.healthy || slot.position >= through) continue;
       const mine = slot.mine(events, base);
       try {
         storage.atomically(() => {
           if (mine.length > 0) slot.model.apply(mine);
-          storage.setCheckpoint(slot.name, { version: slot.definition.version, position: last });
+          storage.setCheckpoint(slot.name, { version: slot.definition.version, position: through });
         });
-        slot.position = last;
+        slot.position = through;
       } catch (err) {
         // The checkpoint stays before the batch; a restart (or a fixed version) retries from there.
         slot.failed(err instanceof FoldFailure ? err.seq : undefined, err);
@@ -176,20 +178,28 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     stats.events += events.length;
     stats.foldMs += performance.now() - started;
     window.folded(events.length, catchingUp);
-    options.onBatch?.(events, last);
+    if (events.length > 0) options.onBatch?.(events, through);
   }
 
   async function catchUp(): Promise<void> {
     for (;;) {
       const from = minPosition();
       if (closed || from === undefined) break;
-      const catchingUp = logHead - from > liveBatch;
+      // Everything up to this head is readable: a short read means nothing more is there up to it.
+      const head = logHead;
+      const catchingUp = head - from > liveBatch;
       const limit = catchingUp ? catchUpBatch : liveBatch;
-      const events = tail.take(from, limit, from) ?? (await source.readAll({ after: from, limit }));
-      if (closed || events.length === 0) break;
-      applyBatch(events, catchingUp);
+      const buffered = tail.take(from, limit, from);
+      const events = buffered ?? (await source.readAll({ after: from, limit }));
+      if (closed) break;
+      const last = events.at(-1)?.seq ?? from;
+      const complete = events.length < limit;
+      // Only a read of the log itself shows what is not there; the tail buffer may lag an announced head.
+      const through = complete && !buffered ? Math.max(last, head) : last;
+      if (through > from) applyBatch(events, through, catchingUp);
       settle();
-      if (events.length < limit && (events.at(-1)?.seq ?? 0) >= logHead) break;
+      if (complete && last >= logHead) break;
+      if (complete && events.length === 0) break;
       // Let ingest and the API breathe between large batches during a rebuild.
       await new Promise((r) => setImmediate(r));
     }

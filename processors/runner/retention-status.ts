@@ -23,11 +23,13 @@ export interface RetentionProgress {
 
 export interface RetentionStatus extends RetentionBase, RetentionProgress {
   /**
-   * `off`: no retention configured; `idle`: nothing due; `removing`: a pass is under way; `skipped`: the last
-   * pass could not run (a read model was not running, see `lastError`); `failed`: the last pass failed and will
-   * be retried.
+   * `off`: no retention configured; `idle`: the last pass removed everything due; `removing`: a pass is under way;
+   * `partial`: the last pass could not remove everything before the horizon (a log that cuts only a prefix stopped
+   * at a younger event, or a sink still needs events), so `removedBefore` stayed where it was; `skipped`: the last
+   * pass could not run (a read model was not running, see `lastError`); `failed`: the last pass failed and will be
+   * retried.
    */
-  state: 'off' | 'idle' | 'removing' | 'skipped' | 'failed';
+  state: 'off' | 'idle' | 'removing' | 'partial' | 'skipped' | 'failed';
   /** Raw events are kept this long, ms (null: forever). */
   retentionMs: number | null;
   lastError?: string;

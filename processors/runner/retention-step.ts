@@ -6,6 +6,9 @@ import type { RunnerStorage } from './storage.js';
 
 const HOUR = 3_600_000;
 
+/** What retention needs of the log: remove, and (for a log that cuts only a prefix) see what is left. */
+export type RemovableLog = Pick<EventLog, 'removeBefore' | 'readAll' | 'removes'>;
+
 export interface RetentionOptions {
   /** Keep raw events this long (by event time), ms. */
   retentionMs: number;
@@ -34,7 +37,7 @@ export interface Retention {
 export interface RetentionDeps {
   runner: ProjectionRunner;
   storage: RunnerStorage;
-  log: Pick<EventLog, 'removeBefore'>;
+  log: RemovableLog;
   /** The lowest position an external sink (influx) has written: events it still needs stay in the log. */
   holdBack: () => number;
   logger: Logger;
@@ -85,14 +88,20 @@ export function startRetention(deps: RetentionDeps, options: RetentionOptions): 
       }
       await new Promise((r) => setTimeout(r, pauseMs));
     }
+    // Claimed only once every event the base covers is gone: not while a sink holds some back, and for a log that
+    // cuts only a prefix, only when that prefix reached the base position.
+    let complete = done && maxSeq >= base.position;
+    if (complete && log.removes !== 'every-match') {
+      const [first] = await log.readAll({ after: 0, limit: 1 });
+      complete = first === undefined || first.seq > maxSeq;
+    }
     const progress = storage.retentionProgress();
     storage.setRetentionProgress({
-      // Claimed only once every event the base covers is gone: a sink holding some back leaves it as it was.
-      removedBefore: done && maxSeq >= base.position ? base.horizon : progress.removedBefore,
+      removedBefore: complete ? base.horizon : progress.removedBefore,
       removed: progress.removed + removed,
       lastRunAt: now(),
     });
-    state = 'idle';
+    state = complete || closed ? 'idle' : 'partial';
     lastError = undefined;
     if (removed > 0)
       logger.info(

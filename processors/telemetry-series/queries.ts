@@ -40,6 +40,11 @@ export interface Series {
   /** Where the answer came from: a rollup, or the raw TelemetryRecorded events in the log. */
   source: `rollup_${Resolution}` | 'raw';
   points: SeriesPoint[];
+  /**
+   * Set when the windows reach before what retention removed and the source does not cover it (raw points and
+   * minute rollups go with the raw events; hourly rollups stay): windows before the horizon are missing, not empty.
+   */
+  removed?: { horizon: string; note: string };
 }
 
 /** What query/ may ask of the series read model (through processors/read-models.ts). */
@@ -63,7 +68,7 @@ export function sourceFor(everyMs: number): Resolution | 'raw' {
  */
 export function createSeriesQueries(
   store: SeriesStore,
-  context: Pick<ReadModelContext, 'log'>,
+  context: Pick<ReadModelContext, 'log' | 'retention'>,
 ): SeriesQueries {
   return {
     aggregates: AGGREGATES,
@@ -101,6 +106,14 @@ export function createSeriesQueries(
       const points = [...windows.entries()]
         .sort(([a], [b]) => a - b)
         .map(([t, b]) => ({ time: new Date(t).toISOString(), value: valueOf(b, q.fn), count: b.count }));
+      const { removedBefore } = context.retention();
+      const removed =
+        source !== '1h' && removedBefore !== null && start < removedBefore
+          ? {
+              horizon: new Date(removedBefore).toISOString(),
+              note: `removed by retention, horizon ${new Date(removedBefore).toISOString()}: raw points and 1-minute rollups before it are gone; every=1h (or a multiple) still answers from the hourly rollups`,
+            }
+          : undefined;
       return {
         deviceId: q.deviceId,
         metric: q.metric,
@@ -108,6 +121,7 @@ export function createSeriesQueries(
         fn: q.fn,
         source: source === 'raw' ? 'raw' : `rollup_${source}`,
         points,
+        ...(removed ? { removed } : {}),
       };
     },
   };
