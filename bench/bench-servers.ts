@@ -10,7 +10,7 @@ import {
   startFleetlog,
   type RunningFleetlog,
   type ServerConfig,
-} from '../app/start-fleetlog.js';
+} from '../app/fleetlog.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import { cpuSeconds } from './process-usage.js';
@@ -38,7 +38,7 @@ export async function startFleetlogServer(
   overrides: Partial<ServerConfig> = {},
 ): Promise<BenchServer & { running: RunningFleetlog }> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-'));
-  const running = await startFleetlog(localServerConfig(dataDir, { processors, ...overrides }), {
+  const running = await startFleetlog('serve', localServerConfig(dataDir, { processors, ...overrides }), {
     logger: silentLogger(),
     metrics: createMetrics(),
   });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
-import { localServerConfig, startFleetlog } from '../app/start-fleetlog.js';
+import { localServerConfig, startFleetlog } from '../app/fleetlog.js';
 import type { StoredEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
@@ -35,7 +35,7 @@ async function fleetlogLatencies(durationMs: number): Promise<number[]> {
       if (sent !== undefined) latencies.push(t - sent);
     }
   };
-  const running = await startFleetlog(localServerConfig(dataDir), {
+  const running = await startFleetlog('serve', localServerConfig(dataDir), {
     logger: silentLogger(),
     metrics: createMetrics(),
     onProjected,

@@ -2,32 +2,27 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { localServerConfig, startFleetlog } from '../app/start-fleetlog.js';
+import { localServerConfig, startFleetlog } from '../app/fleetlog.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
-import { openSqliteReadOnlyLog } from '../eventlog/sqlite-read-only-log.js';
-import { openReadSide } from '../processors/read-side.js';
 import type { Comparison, Scenario, ScenarioContext } from './scenario.js';
 import { SEED_DEVICES, seedLog } from './seed-log.js';
 import { median, percentile } from './stats.js';
 
-/** Folds the whole log into both embedded projections from scratch; events/s. */
+/** `fleetlog rebuild --offline` of device state and series (the role the CLI runs), from scratch; events/s. */
 async function rebuildRate(dataDir: string, events: number, ctx: ScenarioContext): Promise<number> {
-  const reader = openSqliteReadOnlyLog(dataDir);
   const started = performance.now();
-  const readSide = await openReadSide(reader, {
-    dataDir,
-    snapshotEvery: 100,
-    logger: silentLogger(),
-    batchSize: 10_000,
-    rebuild: true,
-    onBatch: (_e, position) => ctx.progress('rebuild: fleetlog', position, events),
-  });
-  await readSide.runner.waitFor(events);
-  const rate = events / ((performance.now() - started) / 1000);
-  await readSide.close();
-  await reader.close();
-  return rate;
+  const running = await startFleetlog(
+    'rebuild',
+    { dataDir, snapshotEvery: 100, projection: ['device-state', 'telemetry-series'] },
+    {
+      logger: silentLogger(),
+      onBatch: (_e, position) => ctx.progress('rebuild: fleetlog', position, events),
+    },
+  );
+  await running.done;
+  await running.close();
+  return events / ((performance.now() - started) / 1000);
 }
 
 /** The floor any fold pays: scan the same rows and JSON.parse each payload. */
@@ -107,7 +102,7 @@ export const readScenarios: Scenario = {
         scan.push(scanRate(dataDir, events, ctx));
       }
       ctx.progress('history queries', 0, 1);
-      const running = await startFleetlog(localServerConfig(dataDir), {
+      const running = await startFleetlog('serve', localServerConfig(dataDir), {
         logger: silentLogger(),
         metrics: createMetrics(),
       });

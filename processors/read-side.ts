@@ -9,7 +9,12 @@ import type { InfluxTarget } from './influx/influx-target.js';
 import type { ReadModels } from './read-models.js';
 import { READ_MODELS } from './registry.js';
 import { createMemoryRunnerStorage } from './runner/memory-storage.js';
-import { createProjectionRunner, type ProjectionRunner } from './runner/projection-runner.js';
+import {
+  createProjectionRunner,
+  rebuilds,
+  type ProjectionRunner,
+  type RebuildTarget,
+} from './runner/projection-runner.js';
 import type { RetentionStatus } from './runner/retention-status.js';
 import {
   startRetention,
@@ -34,7 +39,7 @@ export interface ReadSideOptions {
   batchSize?: number;
   onBatch?: (events: readonly StoredEvent[], position: number) => void;
   /** Reset these read models (true: all, sinks included) and fold the whole log again. */
-  rebuild?: string | true;
+  rebuild?: RebuildTarget;
   /** Where the influx sink writes; absent turns it off. */
   influx?: InfluxTarget;
   /** Counts sink errors and points. */
@@ -93,8 +98,7 @@ export async function openReadSide(log: ReadableLog, options: ReadSideOptions): 
         }),
       ]
     : [];
-  for (const sink of sinks)
-    await sink.start({ rebuild: options.rebuild === true || options.rebuild === sink.name });
+  for (const sink of sinks) await sink.start({ rebuild: rebuilds(options.rebuild, sink.name) });
   if (options.retention) {
     const { log: removable, ...retentionOptions } = options.retention;
     retention = startRetention(

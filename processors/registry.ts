@@ -13,3 +13,9 @@ export const READ_MODELS: readonly ReadModelDefinition[] = [
   telemetrySeriesReadModel,
   accountingReadModel,
 ];
+
+/** The external sinks read-side.ts may start (each only when configured: influx with FLEETLOG_INFLUX_URL). */
+export const SINK_NAMES = ['influx'] as const;
+
+/** Every name `fleetlog rebuild --projection` and POST /api/projections/rebuild accept. */
+export const PROJECTION_NAMES: readonly string[] = [...READ_MODELS.map((m) => m.name), ...SINK_NAMES];

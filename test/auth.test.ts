@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/start-fleetlog.js';
+import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/fleetlog.js';
 import { createMetrics } from '../core/metrics.js';
 import { hasCommand } from './helpers/has-command.js';
 import { CLI } from './helpers/spawn-server.js';
@@ -22,7 +22,7 @@ const clients: MqttClient[] = [];
 beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-auth-'));
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
-  server = await startFleetlog(localServerConfig(dataDir, { auth: 'required' }), {
+  server = await startFleetlog('serve', localServerConfig(dataDir, { auth: 'required' }), {
     logger,
     metrics: createMetrics(),
   });

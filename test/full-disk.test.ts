@@ -10,7 +10,7 @@ import type { NewEvent, StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import { createMetrics } from '../core/metrics.js';
 import { describeWriteError } from '../core/write-health.js';
-import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/start-fleetlog.js';
+import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/fleetlog.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
 import { createWalSyncer } from '../eventlog/wal-syncer.js';
@@ -304,7 +304,7 @@ describe('a full disk seen over MQTT', () => {
       logger: logger.child({ component: 'deadletters' }),
       onOpen: (d) => (dbs.dead = d),
     });
-    server = await startFleetlog(localServerConfig(dataDir, { processors: 'off' }), {
+    server = await startFleetlog('serve', localServerConfig(dataDir, { processors: 'off' }), {
       logger,
       metrics: createMetrics(),
       log,

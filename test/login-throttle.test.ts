@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/start-fleetlog.js';
+import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/fleetlog.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import { createLoginThrottle } from '../ingest/login-throttle.js';
@@ -36,7 +36,7 @@ describe('failed logins against the broker (--auth required)', () => {
   let server: RunningFleetlog;
   beforeAll(async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-throttle-'));
-    server = await startFleetlog(localServerConfig(dataDir, { auth: 'required' }), {
+    server = await startFleetlog('serve', localServerConfig(dataDir, { auth: 'required' }), {
       logger: silentLogger(),
       metrics: createMetrics(),
     });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startProcessing } from '../app/start-processing.js';
+import { startFleetlog } from '../app/fleetlog.js';
 import { isFleetlogError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
@@ -134,7 +134,8 @@ describe('fleetlog process on a SQLite log (beside serve --processors off, same 
       },
     ]);
     await server.close();
-    const running = await startProcessing(
+    const running = await startFleetlog(
+      'process',
       { dataDir: server.dataDir, host: '127.0.0.1', eventLog: 'sqlite', snapshotEvery: 100 },
       { logger: silentLogger(), metrics: createMetrics() },
     );

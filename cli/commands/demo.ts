@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import type { RunningFleetlog } from '../../app/start-fleetlog.js';
+import type { RunningFleetlog } from '../../app/fleetlog.js';
 import { DEFAULT_CONFIG, type Config } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { CliError } from '../api-client.js';
-import { createSimulator } from '../../simulator/simulator.js';
+import { createSimulator, type Simulator } from '../../simulator/simulator.js';
 import { addSettings, configFrom } from '../settings-options.js';
 import { closeOnSignals, printListening, SERVER_SETTINGS, startOrExplain } from './serve.js';
 
@@ -24,34 +24,40 @@ export function registerDemo(program: Command): void {
       );
     }
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
-    const running = await startOrExplain(config, logger);
-    const simulator = createSimulator(
-      {
-        url: running.mqttUrl,
-        devices: Number(opts.devices),
-        rate: Number(opts.rate),
-        qos: 1,
-        seed: Date.now() % 1_000_000,
-        trackAcked: false,
-      },
-      { logger },
-    );
-    await simulator.start();
+    let simulator: Simulator | undefined;
+    const running = await startOrExplain(config, logger, (mqttUrl) => {
+      const sim = createSimulator(
+        {
+          url: mqttUrl,
+          devices: Number(opts.devices),
+          rate: Number(opts.rate),
+          qos: 1,
+          seed: Date.now() % 1_000_000,
+          trackAcked: false,
+        },
+        { logger },
+      );
+      simulator = sim;
+      return {
+        start: () => sim.start(),
+        stop: async () => {
+          await sim.stop();
+        },
+      };
+    });
     printListening(running, config, process.stdout);
     process.stdout.write(
       [
         `  simulator   ${opts.devices} devices, ${opts.rate} msg/s in total, QoS 1`,
         '',
-        ...tryNext(running, config, simulator.deviceIds[0] ?? 'sim-env-0001'),
+        ...tryNext(running, config, simulator?.deviceIds[0] ?? 'sim-env-0001'),
         '',
         'Ctrl-C stops the simulator, then the broker, then flushes and closes the log.',
         '',
       ].join('\n'),
     );
-    closeOnSignals(async () => {
-      await simulator.stop();
-      await running.close();
-    }, logger);
+    // The simulator stops first: the shutdown order (app/shutdown.ts) has it.
+    closeOnSignals(() => running.close(), logger);
   });
 }
 

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { redactUrl, startIngest } from '../../app/start-ingest.js';
+import { redactUrl, startFleetlog } from '../../app/fleetlog.js';
 import type { Config } from '../../core/config.js';
 import { isFleetlogError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
@@ -63,20 +63,22 @@ export function registerIngest(program: Command): void {
     }
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
     const clientId = config.ingestClientId ?? defaultIngestClientId();
-    const running = await startIngest({ ...config, eventLog: config.eventLog, clientId }, { logger }).catch(
-      (err: unknown) => {
-        if (isFleetlogError(err, 'ERR_BROKER_UNREACHABLE')) {
-          throw new CliError(
-            `${err.message}\nIs the broker running, and does it allow this client to subscribe to $share/${config.shareGroup}/devices/#? Point to it with --broker or FLEETLOG_BROKER_URL.`,
-          );
-        }
-        const e = err as NodeJS.ErrnoException;
-        if (e.code === 'EADDRINUSE') {
-          throw new CliError(`${e.message}: choose another --http-port (0 picks a free one).`);
-        }
-        throw err;
-      },
-    );
+    const running = await startFleetlog(
+      'ingest',
+      { ...config, eventLog: config.eventLog, clientId },
+      { logger },
+    ).catch((err: unknown) => {
+      if (isFleetlogError(err, 'ERR_BROKER_UNREACHABLE')) {
+        throw new CliError(
+          `${err.message}\nIs the broker running, and does it allow this client to subscribe to $share/${config.shareGroup}/devices/#? Point to it with --broker or FLEETLOG_BROKER_URL.`,
+        );
+      }
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') {
+        throw new CliError(`${e.message}: choose another --http-port (0 picks a free one).`);
+      }
+      throw err;
+    });
     process.stdout.write(
       [
         'fleetlog ingest is up',

@@ -1,10 +1,9 @@
 import { Option, type Command } from 'commander';
 import { NatsError } from 'nats';
-import { startProcessing, type RunningProcessing } from '../../app/start-processing.js';
+import { startFleetlog, type RunningProcessing } from '../../app/fleetlog.js';
 import type { Config } from '../../core/config.js';
 import { isFleetlogError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
-import { influxTarget } from '../../processors/influx/influx-target.js';
 import { CliError } from '../api-client.js';
 import { createProgress } from '../progress.js';
 import { addSettings, configFrom } from '../settings-options.js';
@@ -17,7 +16,6 @@ function describeLog(config: Readonly<Config>): string {
 }
 
 function printListening(running: RunningProcessing, config: Readonly<Config>, out: NodeJS.WritableStream) {
-  const influx = influxTarget(config);
   out.write(
     [
       'fleetlog process is up',
@@ -29,9 +27,11 @@ function printListening(running: RunningProcessing, config: Readonly<Config>, ou
           ]),
       `  event log   ${describeLog(config)}`,
       ...running.securityNotes.map((note) => `  note        ${note}`),
-      ...(influx
-        ? [`  InfluxDB    ${new URL(influx.url).origin}  (org ${influx.org}, bucket ${influx.bucket})`]
-        : []),
+      ...(config.influxUrl === undefined
+        ? []
+        : [
+            `  InfluxDB    ${new URL(config.influxUrl).origin}  (org ${config.influxOrg}, bucket ${config.influxBucket})`,
+          ]),
       '',
     ].join('\n'),
   );
@@ -90,7 +90,8 @@ export function registerProcess(program: Command): void {
     let head = 0;
     let running: RunningProcessing;
     try {
-      running = await startProcessing(
+      running = await startFleetlog(
+        'process',
         { ...config, httpPort: serveHttp ? config.httpPort : undefined },
         {
           logger,

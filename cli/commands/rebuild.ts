@@ -1,14 +1,10 @@
 import type { Command } from 'commander';
 import { createLogger } from '../../core/logger.js';
-import { openSqliteReadOnlyLog } from '../../eventlog/sqlite-read-only-log.js';
-import { influxTarget } from '../../processors/influx/influx-target.js';
+import { PROJECTION_NAMES, startFleetlog } from '../../app/fleetlog.js';
 import type { ProjectionStatus } from '../../processors/read-models.js';
-import { openReadSide } from '../../processors/read-side.js';
 import { authHeaders, CliError, getJson, type ApiTarget } from '../api-client.js';
 import { createProgress } from '../progress.js';
 import { addSettings, configFrom } from '../settings-options.js';
-
-const PROJECTIONS = ['device-state', 'telemetry-series', 'influx'];
 
 /** Asks a running server to rebuild, and follows its progress. Returns false when no server answers. */
 async function rebuildOnServer(api: ApiTarget, projection: string | undefined): Promise<boolean> {
@@ -52,7 +48,7 @@ export function registerRebuild(program: Command): void {
     .description(
       'rebuild read models from the event log: on the running server (ingest keeps going), or offline on --data-dir',
     )
-    .option('--projection <name>', `only this projection (${PROJECTIONS.join(', ')})`)
+    .option('--projection <name>', `only this projection (${PROJECTION_NAMES.join(', ')})`)
     .option('--offline', 'do not ask a running server; rebuild the read models in --data-dir directly')
     .addHelpText(
       'after',
@@ -71,8 +67,11 @@ export function registerRebuild(program: Command): void {
   ]);
   cmd.action(async (opts: { projection?: string; offline?: boolean }) => {
     const config = configFrom(cmd);
-    if (opts.projection !== undefined && !PROJECTIONS.includes(opts.projection)) {
-      throw new CliError(`unknown projection "${opts.projection}"; there are ${PROJECTIONS.join(', ')}`, 2);
+    if (opts.projection !== undefined && !PROJECTION_NAMES.includes(opts.projection)) {
+      throw new CliError(
+        `unknown projection "${opts.projection}"; there are ${PROJECTION_NAMES.join(', ')}`,
+        2,
+      );
     }
     if (opts.offline && opts.projection === 'influx' && config.influxUrl === undefined) {
       throw new CliError('the influx projection writes to --influx-url (FLEETLOG_INFLUX_URL); set it', 2);
@@ -89,24 +88,17 @@ export function registerRebuild(program: Command): void {
         `no server answers at ${config.apiUrl}; rebuilding offline in ${config.dataDir}\n`,
       );
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
-    const reader = openSqliteReadOnlyLog(config.dataDir);
-    const head = await reader.lastSeq();
     const progress = createProgress(`rebuilding ${opts.projection ?? 'all projections'}`);
-    const readSide = await openReadSide(reader, {
-      dataDir: config.dataDir,
-      snapshotEvery: config.snapshotEvery,
-      logger,
-      batchSize: 10_000,
-      onBatch: (_n, position) => progress.update(position, head),
-      rebuild: opts.projection ?? true,
-      influx: influxTarget(config),
-    });
-    await readSide.runner.waitFor(head);
-    // The influx projection replays only where a server is configured; it waits for the server's confirmation.
-    await Promise.all(readSide.sinks.map((s) => s.waitFor(head)));
+    let head = 0;
+    const running = await startFleetlog(
+      'rebuild',
+      { ...config, projection: opts.projection },
+      { logger, onBatch: (_events, position) => progress.update(position, head) },
+    );
+    head = running.head;
+    await running.done;
     progress.stop();
-    await readSide.close();
-    await reader.close();
+    await running.close();
     const seconds = (performance.now() - started) / 1000;
     process.stdout.write(
       `rebuilt ${head.toLocaleString('en-US')} events in ${seconds.toFixed(1)} s (${Math.round(head / seconds).toLocaleString('en-US')} events/s)\n`,

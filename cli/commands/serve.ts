@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { startFleetlog, type RunningFleetlog } from '../../app/start-fleetlog.js';
+import { startFleetlog, type Fleet, type RunningFleetlog } from '../../app/fleetlog.js';
 import type { Config } from '../../core/config.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { CliError } from '../api-client.js';
@@ -33,10 +33,16 @@ export const SERVER_SETTINGS = [
   'influxBucket',
 ] as const;
 
-/** Starts the server or explains, in one sentence, what to change. */
-export async function startOrExplain(config: Readonly<Config>, logger: Logger): Promise<RunningFleetlog> {
+/** Starts the server (the demo's, with its fleet) or explains, in one sentence, what to change. */
+export async function startOrExplain(
+  config: Readonly<Config>,
+  logger: Logger,
+  fleet?: (mqttUrl: string) => Fleet,
+): Promise<RunningFleetlog> {
   try {
-    return await startFleetlog(config, { logger });
+    return fleet
+      ? await startFleetlog('demo', config, { logger, fleet })
+      : await startFleetlog('serve', config, { logger });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { port?: number };
     if (e.code === 'EADDRINUSE') {

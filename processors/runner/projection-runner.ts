@@ -11,6 +11,14 @@ import { createTailBuffer } from './tail-buffer.js';
 
 export type { ProjectionStatus } from './fold-slot.js';
 
+/** Which read models to reset: one by name, several, or all (true). */
+export type RebuildTarget = string | readonly string[] | true;
+
+/** Whether `name` is among the target. */
+export function rebuilds(target: RebuildTarget | undefined, name: string): boolean {
+  return target === true || target === name || (Array.isArray(target) && target.includes(name));
+}
+
 /** What the runner needs from a log: read in order, hear about new events. */
 export type LogSource = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq'>;
 
@@ -47,7 +55,7 @@ export interface ProjectionRunner {
    * Opens the read models and starts catching up, then following the log; does not wait for the catch-up.
    * `rebuild` resets those read models first (all with true).
    */
-  start(options?: { rebuild?: string | true }): Promise<void>;
+  start(options?: { rebuild?: RebuildTarget }): Promise<void>;
   status(): ProjectionStatus[];
   /** The open read model's queries. */
   queries<Q>(definition: ReadModelDefinition<Q>): Q;
@@ -230,7 +238,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
       const { rebuild } = startOptions;
       for (const slot of slots) {
         open(slot);
-        if (rebuild === true || rebuild === slot.name) reset(slot);
+        if (rebuilds(rebuild, slot.name)) reset(slot);
       }
       logHead = await source.lastSeq();
       unsubscribe = source.subscribe((events) => {

@@ -9,7 +9,7 @@ import {
   startFleetlog,
   type RunningFleetlog,
   type ServerConfig,
-} from '../../app/start-fleetlog.js';
+} from '../../app/fleetlog.js';
 
 /** fleetlog on free ports of 127.0.0.1, data in a fresh temp directory. */
 export async function startTestServer(
@@ -18,7 +18,7 @@ export async function startTestServer(
 ): Promise<RunningFleetlog & { dataDir: string }> {
   const dataDir = overrides.dataDir ?? mkdtempSync(path.join(tmpdir(), 'fleetlog-test-'));
   const config = localServerConfig(dataDir, overrides);
-  const running = await startFleetlog(config, {
+  const running = await startFleetlog('serve', config, {
     logger: silentLogger(),
     metrics: createMetrics(),
     ...(log ? { log } : {}),
