@@ -378,8 +378,8 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       for (const s of series)
         got[`${s.metric.device_id}/${s.metric.__name__?.slice('telemetry_'.length)}`] = s.values.length;
       expect(got).toEqual(expected);
-      // Simulated ids carry their profile as a tag, for Grafana to group by.
-      expect(new Set(series.map((s) => s.metric.profile))).toEqual(new Set(['env', 'tracker', 'meter']));
+      // Points carry the model each device reports as their profile tag, for Grafana to group by.
+      expect(new Set(series.map((s) => s.metric.profile))).toEqual(new Set(['ENV-100', 'TRK-4G', 'PM-3']));
 
       const finalSeq = ((await (await fetch(`${api}/healthz`)).json()) as { log: { lastSeq: number } }).log
         .lastSeq;

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../core/event.js';
-import { influxPoints, profileOf } from '../processors/influx/influx-points.js';
+import { influxPoints, profileAfter } from '../processors/influx/influx-points.js';
 
 const T = Date.parse('2026-11-25T10:00:00.123Z');
 const ms = {
   convertTime: (t: string | number | Date | undefined) => (typeof t === 'number' ? String(t) : undefined),
 };
 
-function lines(event: StoredEvent): string[] {
-  return influxPoints(event).map((p) => p.toLineProtocol(ms) ?? '(no line)');
+function lines(event: StoredEvent, profile?: string): string[] {
+  return influxPoints(event, profile).map((p) => p.toLineProtocol(ms) ?? '(no line)');
 }
 
 function event(deviceId: string, e: Pick<StoredEvent, 'type' | 'data'>): StoredEvent {
@@ -31,20 +31,42 @@ describe('influx points', () => {
           type: 'TelemetryRecorded',
           data: { metrics: { temperature: 21.5, humidity: 40 } },
         }),
+        'ENV-100',
       ),
-    ).toEqual([`telemetry,device_id=sim-env-0001,profile=env humidity=40,temperature=21.5 ${T}`]);
+    ).toEqual([`telemetry,device_id=sim-env-0001,profile=ENV-100 humidity=40,temperature=21.5 ${T}`]);
   });
 
-  it('escapes tag values and leaves out the profile tag for ids that are not simulated', () => {
+  it('escapes tag values and leaves out the profile tag for a device that reported no model', () => {
     expect(
       lines(event('probe 1,a=b', { type: 'TelemetryRecorded', data: { metrics: { t: -0.5 } } })),
     ).toEqual([`telemetry,device_id=probe\\ 1\\,a\\=b t=-0.5 ${T}`]);
-    expect([
-      profileOf('sim-tracker-0002'),
-      profileOf('fleet.a-meter-12345'),
-      profileOf('sim-env-1'),
-      profileOf('env'),
-    ]).toEqual(['tracker', 'meter', undefined, undefined]);
+    // The name no longer decides: a simulated-looking id without a reported model has no profile.
+    expect(lines(event('sim-env-0001', { type: 'TelemetryRecorded', data: { metrics: { t: 1 } } }))).toEqual([
+      `telemetry,device_id=sim-env-0001 t=1 ${T}`,
+    ]);
+    expect(
+      lines(event('d 2', { type: 'TelemetryRecorded', data: { metrics: { t: 1 } } }), 'PM 3,x=y'),
+    ).toEqual([`telemetry,device_id=d\\ 2,profile=PM\\ 3\\,x\\=y t=1 ${T}`]);
+  });
+
+  it("takes the profile from the model a device reports, and keeps it through reports that don't name one", () => {
+    const state = (s: Record<string, unknown>) => event('d1', { type: 'StateReported', data: { state: s } });
+    expect(profileAfter(undefined, state({ model: 'ENV-100', firmware: '1.0' }))).toBe('ENV-100');
+    expect(profileAfter('ENV-100', state({ firmware: '1.1' }))).toBe('ENV-100');
+    expect(profileAfter('ENV-100', state({ model: 'ENV-200' }))).toBe('ENV-200');
+    expect(profileAfter('ENV-100', state({ model: 7 }))).toBe('ENV-100');
+    expect(profileAfter('ENV-100', state({ model: '' }))).toBe('ENV-100');
+    expect(profileAfter(undefined, state({ model: 'x'.repeat(65) }))).toBeUndefined();
+    expect(
+      profileAfter(undefined, state(JSON.parse('{"__proto__": {"model": "P"}}') as Record<string, unknown>)),
+    ).toBeUndefined();
+    expect(
+      profileAfter('PM-3', event('d1', { type: 'TelemetryRecorded', data: { metrics: { t: 1 } } })),
+    ).toBe('PM-3');
+    // The state report that names the model carries it too.
+    expect(lines(state({ model: 'TRK-4G' }), 'TRK-4G')).toEqual([
+      `state,device_id=d1,profile=TRK-4G model="TRK-4G" ${T}`,
+    ]);
   });
 
   it('writes presence as online 1/0 and scalar reported attributes as typed fields', () => {

@@ -175,8 +175,17 @@ describe.skipIf(!hasCommand('victoria-metrics'))(
       expect(Object.keys(expected).sort()).toEqual([...sim.deviceIds].sort());
 
       const total = countPoints(expected);
-      const written = fromExport(await vm.exportSeries('telemetry_.+', { points: total }), 'telemetry_');
+      const exported = await vm.exportSeries('telemetry_.+', { points: total });
+      const written = fromExport(exported, 'telemetry_');
       expect(written).toEqual(expected);
+      // Every reading carries the model its device reported (its first message after connecting) as `profile`.
+      const models = readModels.devices
+        .list({ limit: 100 })
+        .devices.map((d) => `${d.deviceId}=${String(d.reported.model)}`);
+      expect(models.every((m) => /=(ENV-100|TRK-4G|PM-3)$/.test(m))).toBe(true);
+      expect(new Set(exported.map((s) => `${s.metric.device_id}=${s.metric.profile}`))).toEqual(
+        new Set(models),
+      );
       expect(total).toBe(telemetryEvents.reduce((n, e) => n + Object.keys(e.data.metrics).length, 0));
 
       // Presence: one point per device and event time, online 1/0.

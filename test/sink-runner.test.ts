@@ -150,4 +150,43 @@ describe('sink runner', () => {
     expect(mem.sink.calls.at(-1)).toEqual([4]);
     expect(again.status()).toMatchObject({ position: 4, state: 'running', written: 1 });
   });
+
+  it("keeps a sink's memo with its checkpoint: a restart goes on from it, a rebuild starts it over", async () => {
+    const log = createMemoryEventLog();
+    const storage = createMemoryRunnerStorage();
+    /** Remembers, per device, the last reading it wrote; tags each write with what it remembered before. */
+    const seen: string[] = [];
+    const sink: Sink = {
+      name: 'memo',
+      version: 1,
+      handles: ['TelemetryRecorded'],
+      write(events, memo) {
+        const changed = new Map<string, string>();
+        for (const e of events) {
+          seen.push(`${e.seq}:${changed.get(e.deviceId) ?? memo.get(e.deviceId) ?? '-'}`);
+          changed.set(e.deviceId, String(e.seq));
+        }
+        return Promise.resolve({ written: events.length, rejected: 0, memo: changed });
+      },
+    };
+    const start = async (rebuild = false) => {
+      const runner = createSinkRunner({ source: log, storage, sink, logger: silentLogger(), batchSize: 2 });
+      closers.push(() => runner.close());
+      await runner.start({ rebuild });
+      return runner;
+    };
+    await log.append([ev(1), ev(2), ev(3)]);
+    const first = await start();
+    await first.waitFor(3);
+    await first.close();
+    expect([...storage.sinkMemo('memo')]).toEqual([['d', '3']]);
+    await log.append([ev(4)]);
+    const second = await start();
+    await second.waitFor(4);
+    await second.close();
+    const third = await start(true);
+    await third.waitFor(4);
+    expect(seen).toEqual(['1:-', '2:1', '3:2', '4:3', '1:-', '2:1', '3:2', '4:3']);
+    expect([...storage.sinkMemo('memo')]).toEqual([['d', '4']]);
+  });
 });

@@ -9,44 +9,46 @@ export const INFLUX_EVENT_TYPES: readonly EventType[] = [
   'DeviceDisconnected',
 ];
 
-/**
- * The simulator names devices `{prefix}-{profile}-{n}` (see simulator/plan-fleet.ts). Matching the pattern here,
- * rather than importing the simulator, keeps processors independent of it; other ids simply get no `profile` tag.
- */
-const SIMULATED_ID = /^[A-Za-z0-9_.:]+-(env|tracker|meter)-\d{4,}$/;
+/** Longest `model` taken as a tag value: a tag is part of a series' identity, not a place for free text. */
+const MAX_PROFILE_LENGTH = 64;
 
-/** The `profile` tag of a simulated device id, or undefined. */
-export function profileOf(deviceId: string): string | undefined {
-  return SIMULATED_ID.exec(deviceId)?.[1];
+/**
+ * The device's `profile` after this event: the `model` attribute it reports (`devices/{id}/state`
+ * `{"model":"ENV-100",…}`), a non-empty string; otherwise the one it had. Pure.
+ */
+export function profileAfter(profile: string | undefined, event: StoredEvent): string | undefined {
+  if (event.type !== 'StateReported' || !Object.hasOwn(event.data.state, 'model')) return profile;
+  const model = event.data.state.model;
+  return typeof model === 'string' && model.length > 0 && model.length <= MAX_PROFILE_LENGTH ? model : profile;
 }
 
-function base(measurement: string, event: StoredEvent): Point {
+function base(measurement: string, event: StoredEvent, profile: string | undefined): Point {
   const point = new Point(measurement).tag('device_id', event.deviceId).timestamp(event.time);
-  const profile = profileOf(event.deviceId);
   return profile === undefined ? point : point.tag('profile', profile);
 }
 
 /**
- * The points one event becomes. Pure. Timestamps are the event time in ms, so writing the same event again
+ * The points one event becomes, tagged with the device's `profile` (its reported model, see profileAfter) when it
+ * has one. Pure. Timestamps are the event time in ms, so writing the same event again with the same profile
  * overwrites the same point (same measurement, tags and time) instead of adding one:
  * - `TelemetryRecorded` → `telemetry`, one float field per metric;
  * - `DeviceConnected` / `DeviceDisconnected` → `presence`, field `online` = 1 / 0;
  * - `StateReported` → `state`, one field per scalar top-level attribute (numbers as floats, booleans, strings);
  *   nested objects and arrays are left out (they stay in the device-state read model).
  */
-export function influxPoints(event: StoredEvent): Point[] {
+export function influxPoints(event: StoredEvent, profile?: string): Point[] {
   switch (event.type) {
     case 'TelemetryRecorded': {
-      const point = base('telemetry', event);
+      const point = base('telemetry', event, profile);
       for (const [metric, value] of Object.entries(event.data.metrics)) point.floatField(metric, value);
       return [point];
     }
     case 'DeviceConnected':
-      return [base('presence', event).floatField('online', 1)];
+      return [base('presence', event, profile).floatField('online', 1)];
     case 'DeviceDisconnected':
-      return [base('presence', event).floatField('online', 0)];
+      return [base('presence', event, profile).floatField('online', 0)];
     case 'StateReported': {
-      const point = base('state', event);
+      const point = base('state', event, profile);
       let fields = 0;
       for (const [key, value] of Object.entries(event.data.state)) {
         if (typeof value === 'number' && Number.isFinite(value)) point.floatField(key, value);
