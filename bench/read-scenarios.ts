@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { localServerConfig, startFleetlog } from '../app/fleetlog.js';
+import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/fleetlog.js';
+import type { NewEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import type { Comparison, Scenario, ScenarioContext } from './scenario.js';
@@ -23,6 +24,40 @@ async function rebuildRate(dataDir: string, events: number, ctx: ScenarioContext
   await running.done;
   await running.close();
   return events / ((performance.now() - started) / 1000);
+}
+
+/**
+ * The read side following a live log: `events` readings appended 100 at a time to the running server's log, and
+ * the runner's own clock for folding them and writing them (flush + COMMIT); µs per event.
+ */
+async function liveFoldCost(running: RunningFleetlog, events: number, startTime: number): Promise<number> {
+  const runner = running.readSide?.runner;
+  if (!runner) throw new Error('the read side is off');
+  await runner.waitFor(await running.log.lastSeq());
+  await new Promise((r) => setTimeout(r, 200)); // the last commit of the catch-up
+  const before = runner.foldStats();
+  for (let i = 0; i < events; i += 100) {
+    const batch: NewEvent[] = [];
+    for (let k = i; k < Math.min(events, i + 100); k++) {
+      const d = k % SEED_DEVICES;
+      const time = startTime + Math.floor(k / SEED_DEVICES) * 10_000 + d;
+      batch.push({
+        id: `live-${d}:${k}`,
+        deviceId: `seed-${d}`,
+        type: 'TelemetryRecorded',
+        time,
+        receivedAt: time,
+        data: { metrics: { temperature: 20 + ((k * 7) % 100) / 10, humidity: 40 + (k % 30), battery: 99 } },
+      });
+    }
+    await running.log.append(batch);
+  }
+  await runner.waitFor(await running.log.lastSeq());
+  await new Promise((r) => setTimeout(r, 200)); // its commit
+  const after = runner.foldStats();
+  const folded = after.events - before.events;
+  if (folded !== events) throw new Error(`live: folded ${folded} events, expected ${events}`);
+  return ((after.foldMs - before.foldMs + after.writeMs - before.writeMs) * 1000) / folded;
 }
 
 /** The floor any fold pays: scan the same rows and JSON.parse each payload. */
@@ -108,6 +143,7 @@ export const readScenarios: Scenario = {
       });
       let hour: number[];
       let day: number[];
+      let live: number;
       try {
         await running.readSide?.runner.waitFor(events);
         const since = (ms: number) => new Date(endTime - ms).toISOString();
@@ -120,6 +156,9 @@ export const readScenarios: Scenario = {
             `${running.httpUrl}/api/devices/${d}/series/temperature?from=${since(86_400_000)}&to=${new Date(endTime + 1).toISOString()}&every=1m`,
           requests,
         );
+        ctx.progress('live folding', 0, 1);
+        live = await liveFoldCost(running, ctx.quick ? 2000 : 20_000, endTime + 10_000);
+        ctx.progress('live folding', 1, 1);
       } finally {
         await running.close();
       }
@@ -136,6 +175,16 @@ export const readScenarios: Scenario = {
           baseline: scan,
           target: '≥ 0.5×',
           met: median(rebuild) >= 0.5 * median(scan),
+          note: 'fleetlog rebuild --offline --projection device-state,telemetry-series (the rebuild role), from scratch',
+        },
+        {
+          scenario: 'live fold + write, per event, appends of 100 (device-state, series, accounting)',
+          unit: 'µs',
+          better: 'lower',
+          fleetlog: [live],
+          baselineName: 'SQLite scan + JSON.parse, per event',
+          baseline: [1e6 / median(scan)],
+          note: "the runner's own clock: folding each batch, then writing it and committing",
         },
       ];
       for (const [label, f, b, target] of [

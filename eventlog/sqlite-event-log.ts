@@ -9,6 +9,7 @@ import type { AppendOutcome, EventLog, TailListener, TimePage } from './event-lo
 import {
   EVENT_COLUMN_COUNT,
   EVENT_COLUMNS,
+  eventSelect,
   migrateSchema,
   rowToEvent,
   SCHEMA,
@@ -131,17 +132,23 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
       'DELETE FROM time_index WHERE (device_key, time, seq) IN (SELECT device_key, time, seq FROM events WHERE seq IN (SELECT value FROM json_each(?)))',
     ),
     removeEvents: db.prepare('DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))'),
-    readAll: db.prepare('SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
-    readStream: db.prepare(
-      `SELECT e.* FROM stream_index s JOIN events e ON e.seq = s.seq
-       WHERE s.device_key = ? AND s.version >= ? ORDER BY s.version LIMIT ?`,
-    ),
-    readByTime: db.prepare(
-      `SELECT e.* FROM time_index t JOIN events e ON e.seq = t.seq
-       WHERE t.device_key = ? AND t.time >= ? AND t.time < ? AND (t.time, t.seq) > (?, ?)
-         AND (? IS NULL OR e.type IN (SELECT value FROM json_each(?)))
-       ORDER BY t.time, t.seq LIMIT ?`,
-    ),
+    readAll: db
+      .prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`)
+      .raw(true),
+    readStream: db
+      .prepare(
+        `SELECT ${eventSelect(db, 'e')} FROM stream_index s JOIN events e ON e.seq = s.seq
+         WHERE s.device_key = ? AND s.version >= ? ORDER BY s.version LIMIT ?`,
+      )
+      .raw(true),
+    readByTime: db
+      .prepare(
+        `SELECT ${eventSelect(db, 'e')} FROM time_index t JOIN events e ON e.seq = t.seq
+         WHERE t.device_key = ? AND t.time >= ? AND t.time < ? AND (t.time, t.seq) > (?, ?)
+           AND (? IS NULL OR e.type IN (SELECT value FROM json_each(?)))
+         ORDER BY t.time, t.seq LIMIT ?`,
+      )
+      .raw(true),
   };
 
   // In-memory state, rebuilt on open: devices, the durable tail not yet indexed, and its ids (the dedup window).
@@ -164,9 +171,12 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   // Committed to SQLite but not yet fsync'd (an fsync failed): invisible to readers, still known to dedup.
   let undurable: StoredEvent[] = [];
   const undurableIds = new Map<string, number>();
-  for (const row of db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq').iterate(indexedThrough)) {
+  for (const row of db
+    .prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq`)
+    .raw(true)
+    .iterate(indexedThrough)) {
     const event = toEvent(row as EventRow);
-    const device = devicesByKey.get((row as EventRow).device_key);
+    const device = devicesByKey.get((row as EventRow)[1]);
     if (device) device.lastVersion = Math.max(device.lastVersion, event.version);
     addToTail(event);
   }
@@ -186,7 +196,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   let removalCursor = 0;
 
   function toEvent(row: EventRow): StoredEvent {
-    return rowToEvent(row, devicesByKey.get(row.device_key)?.id ?? `#${row.device_key}`);
+    return rowToEvent(row, devicesByKey.get(row[1])?.id ?? `#${row[1]}`);
   }
 
   function addToTail(event: StoredEvent): void {

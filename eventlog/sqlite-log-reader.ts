@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { EventLog, TailListener } from './event-log.js';
-import { rowToEvent, type EventRow } from './sqlite-schema.js';
+import { eventSelect, rowToEvent, type EventRow } from './sqlite-schema.js';
 
 export type LogReader = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq'> & { close(): Promise<void> };
 
@@ -22,7 +22,9 @@ export function openSqliteLogReader(dataDir: string, options: { pollMs?: number 
     );
   }
   const db = new Database(file, { readonly: true, fileMustExist: true });
-  const readAll = db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?');
+  const readAll = db
+    .prepare(`SELECT ${eventSelect(db)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`)
+    .raw(true) as Database.Statement<[number, number], EventRow>;
   const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
   const devices = db.prepare('SELECT device_key, device_id FROM devices WHERE device_key > ?');
   const deviceIds = new Map<number, string>();
@@ -36,7 +38,7 @@ export function openSqliteLogReader(dataDir: string, options: { pollMs?: number 
     }
     return deviceIds.get(key) ?? `#${key}`;
   };
-  const toEvent = (r: EventRow): StoredEvent => rowToEvent(r, deviceId(r.device_key));
+  const toEvent = (r: EventRow): StoredEvent => rowToEvent(r, deviceId(r[1]));
 
   const listeners = new Set<TailListener>();
   let seen = maxSeq.get() as number;
@@ -44,13 +46,18 @@ export function openSqliteLogReader(dataDir: string, options: { pollMs?: number 
     if (listeners.size === 0) return;
     const head = maxSeq.get() as number;
     if (head <= seen) return;
-    const events = (readAll.all(seen, head - seen) as EventRow[]).map(toEvent);
+    const events = readAll.all(seen, head - seen).map(toEvent);
     seen = head;
     for (const l of listeners) l(events);
   }, options.pollMs ?? 100).unref();
 
   return {
-    readAll: ({ after, limit }) => Promise.resolve((readAll.all(after, limit) as EventRow[]).map(toEvent)),
+    readAll({ after, limit }) {
+      // Row by row: a row is garbage as soon as its event is built (a rebuild reads millions).
+      const events: StoredEvent[] = [];
+      for (const row of readAll.iterate(after, limit)) events.push(toEvent(row));
+      return Promise.resolve(events);
+    },
     lastSeq: () => Promise.resolve(maxSeq.get() as number),
     subscribe(listener) {
       listeners.add(listener);

@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import type { StoredEvent } from '../core/event.js';
 import type { EventLog, TimePage } from './event-log.js';
 import { readOnlyEventLog } from './read-only-event-log.js';
-import { rowToEvent, type EventRow } from './sqlite-schema.js';
+import { eventSelect, rowToEvent, type EventRow } from './sqlite-schema.js';
 import { openSqliteLogReader } from './sqlite-log-reader.js';
 import { afterCursor, byTimeThenSeq } from './time-order.js';
 
@@ -20,21 +20,28 @@ import { afterCursor, byTimeThenSeq } from './time-order.js';
 export function openSqliteReadOnlyLog(dataDir: string, options: { pollMs?: number } = {}): EventLog {
   const reader = openSqliteLogReader(dataDir, options);
   const db = new Database(path.join(dataDir, 'events.db'), { readonly: true, fileMustExist: true });
+  const cols = eventSelect(db, 'e');
   const q = {
     deviceKey: db.prepare('SELECT device_key FROM devices WHERE device_id = ?').pluck(),
     indexedThrough: db.prepare("SELECT value FROM meta WHERE key = 'indexed_through'").pluck(),
     lastSeq: db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck(),
-    readStream: db.prepare(
-      `SELECT e.* FROM stream_index s JOIN events e ON e.seq = s.seq
-       WHERE s.device_key = ? AND s.version >= ? AND s.seq <= ? ORDER BY s.version LIMIT ?`,
-    ),
-    tailOfDevice: db.prepare('SELECT * FROM events WHERE seq > ? AND device_key = ? ORDER BY seq'),
-    readByTime: db.prepare(
-      `SELECT e.* FROM time_index t JOIN events e ON e.seq = t.seq
-       WHERE t.device_key = ? AND t.seq <= ? AND t.time >= ? AND t.time < ? AND (t.time, t.seq) > (?, ?)
-         AND (? IS NULL OR e.type IN (SELECT value FROM json_each(?)))
-       ORDER BY t.time, t.seq LIMIT ?`,
-    ),
+    readStream: db
+      .prepare(
+        `SELECT ${cols} FROM stream_index s JOIN events e ON e.seq = s.seq
+         WHERE s.device_key = ? AND s.version >= ? AND s.seq <= ? ORDER BY s.version LIMIT ?`,
+      )
+      .raw(true),
+    tailOfDevice: db
+      .prepare(`SELECT ${cols} FROM events e WHERE e.seq > ? AND e.device_key = ? ORDER BY e.seq`)
+      .raw(true),
+    readByTime: db
+      .prepare(
+        `SELECT ${cols} FROM time_index t JOIN events e ON e.seq = t.seq
+         WHERE t.device_key = ? AND t.seq <= ? AND t.time >= ? AND t.time < ? AND (t.time, t.seq) > (?, ?)
+           AND (? IS NULL OR e.type IN (SELECT value FROM json_each(?)))
+         ORDER BY t.time, t.seq LIMIT ?`,
+      )
+      .raw(true),
   };
   const toEvent = (deviceId: string, r: EventRow): StoredEvent => rowToEvent(r, deviceId);
 

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { StoredEvent } from '../core/event.js';
+import { EVENT_TYPES, type StoredEvent } from '../core/event.js';
 
 /**
  * SQLite layout of the event log, designed for ~100k durable appends/s with 1,000 devices interleaved.
@@ -65,37 +65,58 @@ export function migrateSchema(db: Database.Database): void {
   db.exec("UPDATE meta SET value = 2 WHERE key = 'schema_version' AND value < 2");
 }
 
-export interface EventRow {
-  seq: number;
-  device_key: number;
-  version: number;
-  id: string;
-  type: string;
-  time: number;
-  received_at: number;
-  data: string;
-  /** Absent when a reader opens a log the writer has not migrated yet. */
-  device_seq?: number | null;
-  device_time?: number | null;
-}
-
-/** The columns of an event row, in the order the insert statements bind them. */
+/** The columns of an event row, in the order the insert statements bind them and the reads return them. */
 export const EVENT_COLUMNS =
   'seq, device_key, version, id, type, time, received_at, data, device_seq, device_time';
 export const EVENT_COLUMN_COUNT = 10;
 
+/**
+ * An event row as the reads return it: an array in EVENT_COLUMNS order (statements in raw mode). An array costs
+ * less than an object with named columns, which a rebuild pays for every event of the log.
+ */
+export type EventRow = [
+  seq: number,
+  deviceKey: number,
+  version: number,
+  id: string,
+  type: string,
+  time: number,
+  receivedAt: number,
+  data: string,
+  deviceSeq: number | null,
+  deviceTime: number | null,
+];
+
+/**
+ * The columns to select for an EventRow, prefixed with a table alias if given. A reader may open a log whose writer
+ * has not added the identity columns yet (schema version 1): those read as NULL.
+ */
+export function eventSelect(db: Database.Database, alias?: string): string {
+  const present = new Set(
+    (db.prepare('PRAGMA table_info(events)').all() as { name: string }[]).map((c) => c.name),
+  );
+  const p = alias ? `${alias}.` : '';
+  return EVENT_COLUMNS.split(', ')
+    .map((c) => (present.has(c) ? `${p}${c}` : `NULL AS ${c}`))
+    .join(', ');
+}
+
+/** The one string of each event type, so that reads do not keep a copy per event (and compare by reference). */
+const TYPE_NAMES = new Map<string, string>(EVENT_TYPES.map((t) => [t, t]));
+
 /** One row back into an event; the row was written by this log, so its fields are trusted. */
 export function rowToEvent(row: EventRow, deviceId: string): StoredEvent {
-  return {
-    seq: row.seq,
-    version: row.version,
-    id: row.id,
+  const event = {
+    seq: row[0],
+    version: row[2],
+    id: row[3],
     deviceId,
-    type: row.type,
-    time: row.time,
-    receivedAt: row.received_at,
-    ...(row.device_seq == null ? {} : { deviceSeq: row.device_seq }),
-    ...(row.device_time == null ? {} : { deviceTime: row.device_time }),
-    data: JSON.parse(row.data) as unknown,
+    type: TYPE_NAMES.get(row[4]) ?? row[4],
+    time: row[5],
+    receivedAt: row[6],
   } as StoredEvent;
+  if (row[8] !== null) event.deviceSeq = row[8];
+  if (row[9] !== null) event.deviceTime = row[9];
+  event.data = JSON.parse(row[7]) as never;
+  return event;
 }

@@ -19,6 +19,11 @@ export interface ReadModelContext {
   position(): number;
   /** What retention has frozen and removed (queries say so in their answers). */
   retention(): RetentionStatus;
+  /**
+   * Has the runner write what this read model folded but has not written yet (`flush`, in the runner's open
+   * transaction). Queries that read its store call it first, so an answer reflects every folded event.
+   */
+  sync(): void;
   /** Snapshot each device aggregate every this many of its events. */
   snapshotEvery: number;
 }
@@ -31,23 +36,32 @@ export interface RetentionStep {
   position: number;
 }
 
-/** A read model as the runner sees it once open: it folds, resets and freezes; the runner does the rest. */
+/**
+ * A read model as the runner sees it once open: it folds, writes, resets and freezes; the runner does the rest.
+ * Folding and writing are two steps, so a catch-up can fold many small batches (short-lived garbage) and write each
+ * row once per commit instead of once per batch.
+ */
 export interface OpenReadModel<Q> {
   /**
-   * Folds a batch (seq order, only the types it handles) with its pure fold and writes the result to its store.
-   * The runner calls it inside its transaction (a savepoint of its own), so its rows and the runner's checkpoint
-   * commit together. Throws FoldFailure naming the event that broke it; it writes nothing before the fold of the
-   * whole batch succeeded, so its in-memory twin stays whole too.
+   * Folds a batch (seq order, only the types it handles) with its pure fold, into state it keeps until `flush`. If it
+   * throws (FoldFailure names the event), its state is as before the batch, or (`foldsInPlace`) it is discarded. It
+   * may also write to its store directly; the runner calls it inside a savepoint of its transaction, which a throw
+   * rolls back.
    */
   apply(events: readonly StoredEvent[]): void;
-  /** Forgets caches and unwritten work: the runner rolled a batch back. */
+  /**
+   * Writes what it folded since the last flush to its store. The runner calls it inside its transaction before it
+   * commits (and when a query asks, see ReadModelContext.sync), so rows and checkpoints commit together.
+   */
+  flush(): void;
+  /** Forgets caches and unwritten work: the runner rolled its transaction back, or reset the store. */
   discard(): void;
   /** Deletes every row, then restores what retention kept (the base a rebuild starts from). */
   reset(): void;
   /**
    * Retention: keeps, in its own store, what it knows of every event before `step.horizon` as of
-   * `step.position`, because those events are about to leave the log. Runs while folding is paused, inside the
-   * runner's transaction. Running it again with the same step changes nothing.
+   * `step.position`, because those events are about to leave the log. Runs while folding is paused, with nothing
+   * unwritten, inside the runner's transaction. Running it again with the same step changes nothing.
    */
   retain(step: RetentionStep): Promise<void>;
   /** What query/ may ask of it (typed in processors/read-models.ts). */
@@ -72,6 +86,13 @@ export interface ReadModelDefinition<Q = unknown> {
    *   (accounting: folded in log order, it cannot be cut at a time).
    */
   readonly retained: 'before-horizon' | 'whole';
+  /**
+   * `apply` folds straight into its unwritten state, without a copy per batch (what a catch-up of millions of events
+   * pays for otherwise). If it throws, that state is half-folded: the runner then discards it and rewinds the read
+   * model to what it last wrote (its checkpoint too), and it stops there as failed. Without it, `apply` must be all
+   * or nothing per batch.
+   */
+  readonly foldsInPlace?: boolean;
   open(context: ReadModelContext): OpenReadModel<Q>;
 }
 

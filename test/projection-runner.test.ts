@@ -46,6 +46,7 @@ function counting(name: string, version = 1, breakAt?: number): ReadModelDefinit
             folded.push(e.seq);
           });
         },
+        flush() {},
         discard() {},
         reset() {
           db.exec(`DELETE FROM ${table}`);

@@ -48,7 +48,10 @@ export function registerRebuild(program: Command): void {
     .description(
       'rebuild read models from the event log: on the running server (ingest keeps going), or offline on --data-dir',
     )
-    .option('--projection <name>', `only this projection (${PROJECTION_NAMES.join(', ')})`)
+    .option(
+      '--projection <names>',
+      `only these read models or sinks, comma-separated (${PROJECTION_NAMES.join(', ')})`,
+    )
     .option('--offline', 'do not ask a running server; rebuild the read models in --data-dir directly')
     .addHelpText(
       'after',
@@ -67,16 +70,20 @@ export function registerRebuild(program: Command): void {
   ]);
   cmd.action(async (opts: { projection?: string; offline?: boolean }) => {
     const config = configFrom(cmd);
-    if (opts.projection !== undefined && !PROJECTION_NAMES.includes(opts.projection)) {
-      throw new CliError(
-        `unknown projection "${opts.projection}"; there are ${PROJECTION_NAMES.join(', ')}`,
-        2,
-      );
+    const names = opts.projection?.split(',').map((n) => n.trim());
+    const unknown = names?.find((n) => !PROJECTION_NAMES.includes(n));
+    if (unknown !== undefined) {
+      throw new CliError(`unknown projection "${unknown}"; there are ${PROJECTION_NAMES.join(', ')}`, 2);
     }
-    if (opts.offline && opts.projection === 'influx' && config.influxUrl === undefined) {
+    if (opts.offline && names?.includes('influx') && config.influxUrl === undefined) {
       throw new CliError('the influx projection writes to --influx-url (FLEETLOG_INFLUX_URL); set it', 2);
     }
     const started = performance.now();
+    if (names && names.length > 1 && !opts.offline)
+      throw new CliError(
+        'a running server rebuilds one projection (or all) at a time; add --offline, or name one',
+        2,
+      );
     if (!opts.offline && (await rebuildOnServer(config, opts.projection))) {
       process.stdout.write(
         `rebuilt on ${config.apiUrl} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
@@ -92,7 +99,7 @@ export function registerRebuild(program: Command): void {
     let head = 0;
     const running = await startFleetlog(
       'rebuild',
-      { ...config, projection: opts.projection },
+      { ...config, projection: names },
       { logger, onBatch: (_events, position) => progress.update(position, head) },
     );
     head = running.head;

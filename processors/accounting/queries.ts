@@ -1,3 +1,4 @@
+import type { ReadModelContext } from '../read-model-definition.js';
 import type { DeviceAccounting } from './fold.js';
 import type { AccountingStore, AccountingTotals } from './store.js';
 
@@ -12,8 +13,15 @@ export interface AccountingQueries {
 
 export function createAccountingQueries(
   store: AccountingStore,
-  /** The device's accounting, from the read model's cache when it has it. */
+  context: Pick<ReadModelContext, 'sync'>,
+  /** The device's accounting, folded (written or not). */
   current: (deviceId: string) => DeviceAccounting | undefined,
 ): AccountingQueries {
-  return { get: current, totals: () => store.totals() };
+  return {
+    get: current,
+    totals() {
+      context.sync();
+      return store.totals();
+    },
+  };
 }

@@ -18,41 +18,58 @@ export const accountingReadModel: ReadModelDefinition<AccountingQueries> = {
     'DuplicateReceived',
   ],
   retained: 'whole',
+  foldsInPlace: true,
   open(context) {
     const store = context.db ? createSqliteAccountingStore(context.db) : createMemoryAccountingStore();
-    const cache = new Map<string, DeviceAccounting>();
+    /** As written. */
+    const clean = new Map<string, DeviceAccounting>();
+    /** Folded but not written yet (until `flush`), through log position `dirtyThrough`. */
+    const dirty = new Map<string, DeviceAccounting>();
+    let dirtyThrough = 0;
     /** Events at or below this seq are in the kept copy this read model was rebuilt from. */
     let keptThrough = store.keptThrough();
-    const load = (deviceId: string) => cache.get(deviceId) ?? store.load(deviceId);
+    const load = (deviceId: string): DeviceAccounting | undefined => {
+      const known = dirty.get(deviceId) ?? clean.get(deviceId);
+      if (known) return known;
+      const stored = store.load(deviceId);
+      if (stored) clean.set(deviceId, stored);
+      return stored;
+    };
 
     return {
+      // Folds in place (foldsInPlace): straight into the unwritten accounting, copied once per commit.
       apply(events) {
-        const touched = new Map<string, DeviceAccounting>();
-        let last = 0;
         foldEach(events, (event) => {
-          last = event.seq;
+          dirtyThrough = event.seq;
           if (event.seq <= keptThrough) return;
-          let a = touched.get(event.deviceId);
+          let a = dirty.get(event.deviceId);
           if (!a) {
             const before = load(event.deviceId);
             a = before ? cloneAccounting(before) : initialAccounting(event.deviceId);
-            touched.set(event.deviceId, a);
+            dirty.set(event.deviceId, a);
           }
           applyAccounting(a, event);
         });
-        if (last > 0) store.save(touched.values(), last);
-        for (const [deviceId, a] of touched) cache.set(deviceId, a);
       },
-      discard: () => cache.clear(),
+      flush() {
+        if (dirtyThrough > 0) store.save(dirty.values(), dirtyThrough);
+        for (const [deviceId, a] of dirty) clean.set(deviceId, a);
+        dirty.clear();
+        dirtyThrough = 0;
+      },
+      discard() {
+        clean.clear();
+        dirty.clear();
+        dirtyThrough = 0;
+      },
       reset() {
         store.reset();
         keptThrough = store.keptThrough();
-        cache.clear();
       },
       async retain() {
         await retainAccounting(store);
       },
-      queries: createAccountingQueries(store, load),
+      queries: createAccountingQueries(store, context, load),
     };
   },
 };

@@ -103,16 +103,20 @@ export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
   a.firstSeen = Math.min(a.firstSeen, event.time);
   a.lastSeen = Math.max(a.lastSeen, event.time);
   a.counts[event.type] = (a.counts[event.type] ?? 0) + 1;
-  const stamp: Stamp = { time: event.time, seq: event.seq };
   switch (event.type) {
-    case 'TelemetryRecorded':
-      for (const [name, value] of Object.entries(event.data.metrics)) {
+    case 'TelemetryRecorded': {
+      // The hot path of a rebuild: no object per reading beyond a metric's first.
+      const { time, seq } = event;
+      const metrics = event.data.metrics;
+      for (const name in metrics) {
+        if (!Object.hasOwn(metrics, name)) continue;
+        const value = metrics[name] as number;
         const m = own(a.metrics, name);
         if (!m) {
           setOwn(a.metrics, name, {
             last: value,
-            lastTime: stamp.time,
-            lastSeq: stamp.seq,
+            lastTime: time,
+            lastSeq: seq,
             min: value,
             max: value,
             sum: value,
@@ -120,10 +124,10 @@ export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
           });
           continue;
         }
-        if (newer(stamp, { time: m.lastTime, seq: m.lastSeq })) {
+        if (time > m.lastTime || (time === m.lastTime && seq > m.lastSeq)) {
           m.last = value;
-          m.lastTime = stamp.time;
-          m.lastSeq = stamp.seq;
+          m.lastTime = time;
+          m.lastSeq = seq;
         }
         if (value < m.min) m.min = value;
         if (value > m.max) m.max = value;
@@ -131,20 +135,25 @@ export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
         m.count += 1;
       }
       return;
-    case 'StateReported':
+    }
+    case 'StateReported': {
+      const stamp: Stamp = { time: event.time, seq: event.seq };
       for (const [key, value] of Object.entries(event.data.state)) {
         if (!newer(stamp, own(a.reportedStamps, key))) continue;
         setOwn(a.reported, key, value);
         setOwn(a.reportedStamps, key, stamp);
       }
       return;
+    }
     case 'DeviceConnected':
-    case 'DeviceDisconnected':
+    case 'DeviceDisconnected': {
+      const stamp: Stamp = { time: event.time, seq: event.seq };
       if (!newer(stamp, a.onlineStamp)) return;
       a.online = event.type === 'DeviceConnected';
       a.onlineChangedAt = event.time;
       a.onlineStamp = stamp;
       return;
+    }
     case 'DeviceEventReported':
       return;
   }

@@ -117,7 +117,7 @@ export async function foldAsOf(
 
 export function createDeviceStateQueries(
   store: DeviceStateStore,
-  context: Pick<ReadModelContext, 'log' | 'position' | 'retention'>,
+  context: Pick<ReadModelContext, 'log' | 'position' | 'retention' | 'sync'>,
   /** The current aggregate, from the read model's cache when it has it. */
   current: (deviceId: string) => DeviceAggregate | undefined,
 ): DeviceStateQueries {
@@ -127,11 +127,13 @@ export function createDeviceStateQueries(
       return a && a.events > 0 ? viewDevice(a) : undefined;
     },
     list(query) {
+      context.sync();
       const rows = store.list({ ...query, limit: query.limit + 1 });
       const devices = rows.slice(0, query.limit).map(viewDevice);
       return { devices, next: rows.length > query.limit ? (devices.at(-1)?.deviceId ?? null) : null };
     },
     async asOf(deviceId, at) {
+      context.sync();
       const position = context.position();
       const retention = context.retention();
       const folded = await foldAsOf(store, context.log, deviceId, at, position);

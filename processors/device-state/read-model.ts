@@ -12,6 +12,15 @@ import { createDeviceStateQueries, type DeviceStateQueries } from './queries.js'
 import { retainDeviceState } from './retention.js';
 import { createSqliteDeviceStateStore, type DeviceRecord, type Snapshot } from './store.js';
 
+/** Snapshots by device, then boundary. */
+type SnapshotMap = Map<string, Map<number, DeviceAggregate>>;
+
+function setSnapshot(map: SnapshotMap, deviceId: string, boundary: number, aggregate: DeviceAggregate): void {
+  let byBoundary = map.get(deviceId);
+  if (!byBoundary) map.set(deviceId, (byBoundary = new Map<number, DeviceAggregate>()));
+  byBoundary.set(boundary, aggregate);
+}
+
 /**
  * The device aggregate (fold.ts), plus snapshots for "state as of T". A late event (time < the boundary of
  * existing snapshots) is folded into those snapshots too, which is sound because the fold does not depend on
@@ -29,76 +38,86 @@ export const deviceStateReadModel: ReadModelDefinition<DeviceStateQueries> = {
     'DeviceDisconnected',
   ],
   retained: 'before-horizon',
+  foldsInPlace: true,
   open(context) {
     const store = context.db ? createSqliteDeviceStateStore(context.db) : createMemoryDeviceStateStore();
-    /** Records as last written, so a batch reads each device once at most. */
-    const cache = new Map<string, DeviceRecord>();
-    const load = (deviceId: string): DeviceRecord =>
-      cache.get(deviceId) ??
-      store.load(deviceId) ?? {
-        aggregate: initialDeviceAggregate(deviceId),
-        sinceSnapshot: 0,
-        maxBoundary: 0,
-      };
+    /** Records as written. */
+    const clean = new Map<string, DeviceRecord>();
+    /** Records and snapshots folded but not written yet (until `flush`). */
+    const dirty = new Map<string, DeviceRecord>();
+    const dirtySnapshots: SnapshotMap = new Map();
+    const load = (deviceId: string): DeviceRecord | undefined => {
+      const known = dirty.get(deviceId) ?? clean.get(deviceId);
+      if (known) return known;
+      const stored = store.load(deviceId);
+      if (stored) clean.set(deviceId, stored);
+      return stored;
+    };
+
+    /** The device's record to fold into: its unwritten one, or a private copy of what was written. */
+    const working = (deviceId: string): DeviceRecord => {
+      let record = dirty.get(deviceId);
+      if (!record) {
+        const before = clean.get(deviceId) ??
+          store.load(deviceId) ?? {
+            aggregate: initialDeviceAggregate(deviceId),
+            sinceSnapshot: 0,
+            maxBoundary: 0,
+          };
+        record = { ...before, aggregate: cloneAggregate(before.aggregate) };
+        dirty.set(deviceId, record);
+      }
+      return record;
+    };
+    const snapshotsAfter = (deviceId: string, time: number): Snapshot[] => {
+      const merged = new Map<number, DeviceAggregate>();
+      for (const s of store.snapshotsAfter(deviceId, time)) merged.set(s.boundary, s.aggregate);
+      for (const [boundary, aggregate] of dirtySnapshots.get(deviceId) ?? [])
+        if (boundary > time) merged.set(boundary, aggregate);
+      return [...merged].map(([boundary, aggregate]) => ({ deviceId, boundary, aggregate }));
+    };
 
     return {
+      // Folds in place (foldsInPlace): straight into the unwritten records, copied once per commit, not per batch.
       apply(events) {
-        const touched = new Map<string, DeviceRecord>();
-        /** Snapshots written by this batch, by device and boundary: seen by later events of the same batch. */
-        const snapshots = new Map<string, Map<number, DeviceAggregate>>();
-        const snapshotsAfter = (deviceId: string, time: number): Snapshot[] => {
-          const pending = snapshots.get(deviceId);
-          const stored = store.snapshotsAfter(deviceId, time).filter((s) => !pending?.has(s.boundary));
-          const mine = [...(pending ?? [])]
-            .filter(([boundary]) => boundary > time)
-            .map(([boundary, aggregate]) => ({ deviceId, boundary, aggregate }));
-          return [...stored, ...mine];
-        };
-        const snapshot = (deviceId: string, boundary: number, aggregate: DeviceAggregate) => {
-          let byBoundary = snapshots.get(deviceId);
-          if (!byBoundary) snapshots.set(deviceId, (byBoundary = new Map<number, DeviceAggregate>()));
-          byBoundary.set(boundary, aggregate);
-        };
         foldEach(events, (event) => {
-          let record = touched.get(event.deviceId);
-          if (!record) {
-            // One private working copy per device per batch; applyEvent folds into it.
-            const before = load(event.deviceId);
-            record = { ...before, aggregate: cloneAggregate(before.aggregate) };
-            touched.set(event.deviceId, record);
-          }
+          const record = working(event.deviceId);
           applyEvent(record.aggregate, event);
           record.sinceSnapshot += 1;
           if (event.time < record.maxBoundary) {
             for (const snap of snapshotsAfter(event.deviceId, event.time))
-              snapshot(event.deviceId, snap.boundary, evolveDevice(snap.aggregate, event));
+              setSnapshot(dirtySnapshots, event.deviceId, snap.boundary, evolveDevice(snap.aggregate, event));
           }
           if (record.sinceSnapshot >= context.snapshotEvery) {
             const boundary = snapshotBoundary(record.aggregate);
-            snapshot(event.deviceId, boundary, cloneAggregate(record.aggregate));
+            setSnapshot(dirtySnapshots, event.deviceId, boundary, cloneAggregate(record.aggregate));
             record.maxBoundary = Math.max(record.maxBoundary, boundary);
             record.sinceSnapshot = 0;
           }
         });
-        // Only now that the whole batch folded: write it (the runner's savepoint makes the writes atomic).
+      },
+      flush() {
         store.saveSnapshots(
-          [...snapshots].flatMap(([deviceId, byBoundary]) =>
+          [...dirtySnapshots].flatMap(([deviceId, byBoundary]) =>
             [...byBoundary].map(([boundary, aggregate]) => ({ deviceId, boundary, aggregate })),
           ),
         );
-        store.save(touched.values());
-        for (const [deviceId, record] of touched) cache.set(deviceId, record);
+        store.save(dirty.values());
+        for (const [deviceId, record] of dirty) clean.set(deviceId, record);
+        dirty.clear();
+        dirtySnapshots.clear();
       },
-      discard: () => cache.clear(),
-      reset: () => {
-        store.reset();
-        cache.clear();
+      discard() {
+        clean.clear();
+        dirty.clear();
+        dirtySnapshots.clear();
       },
+      reset: () => store.reset(),
       async retain(step) {
         await retainDeviceState(store, context.log, step);
-        cache.clear(); // max_boundary changed under the cached records
+        clean.clear(); // max_boundary changed under the cached records
       },
-      queries: createDeviceStateQueries(store, context, (deviceId) => load(deviceId).aggregate),
+      queries: createDeviceStateQueries(store, context, (deviceId) => load(deviceId)?.aggregate),
     };
   },
 };

@@ -19,7 +19,9 @@ const MAX_PROFILE_LENGTH = 64;
 export function profileAfter(profile: string | undefined, event: StoredEvent): string | undefined {
   if (event.type !== 'StateReported' || !Object.hasOwn(event.data.state, 'model')) return profile;
   const model = event.data.state.model;
-  return typeof model === 'string' && model.length > 0 && model.length <= MAX_PROFILE_LENGTH ? model : profile;
+  return typeof model === 'string' && model.length > 0 && model.length <= MAX_PROFILE_LENGTH
+    ? model
+    : profile;
 }
 
 function base(measurement: string, event: StoredEvent, profile: string | undefined): Point {

@@ -29,6 +29,12 @@ export function createCommitWindow(
   storage: RunnerStorage,
   live: CommitPolicy,
   catchUp: CommitPolicy,
+  hooks: {
+    /** Runs inside the transaction just before it commits: the read models write what they folded. */
+    beforeCommit: () => void;
+    /** Runs once it has committed. */
+    afterCommit: () => void;
+  },
 ): CommitWindow {
   let uncommitted = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -36,8 +42,10 @@ export function createCommitWindow(
   const commit = () => {
     clearTimeout(timer);
     timer = undefined;
+    hooks.beforeCommit();
     storage.commit();
     uncommitted = 0;
+    hooks.afterCommit();
   };
   return {
     open: () => storage.begin(),

@@ -18,7 +18,12 @@ export interface ProjectionStatus {
 
 /** One read model inside the runner: its definition, the open model, and how far it has folded. Owns `position`. */
 export class FoldSlot {
+  /** Folded through (in memory; its checkpoint in the open transaction says the same). */
   position = 0;
+  /** Written through: `flush` has written what it folded up to here. */
+  flushed = 0;
+  /** Committed through: what a restart would start from. */
+  committed = 0;
   state: ProjectionStatus['state'] = 'running';
   failedSeq?: number;
   error?: string;
@@ -43,19 +48,25 @@ export class FoldSlot {
    * The events of a batch this read model folds: after its position, of its types, and not already in the
    * retained base a `before-horizon` model was rebuilt from (`whole` models skip those themselves).
    */
-  mine(events: readonly StoredEvent[], base: RetentionBase): StoredEvent[] {
+  mine(events: readonly StoredEvent[], base: RetentionBase): readonly StoredEvent[] {
     const cutsBase = this.definition.retained === 'before-horizon' && base.position > 0;
-    const out: StoredEvent[] = [];
-    for (const e of events) {
-      if (e.seq <= this.position || !this.handles.has(e.type)) continue;
-      if (cutsBase && e.seq <= base.position && e.time < base.horizon) continue;
-      out.push(e);
+    const skip = (e: StoredEvent) =>
+      e.seq <= this.position ||
+      !this.handles.has(e.type) ||
+      (cutsBase && e.seq <= base.position && e.time < base.horizon);
+    // Usually all of them: then the batch itself, without a copy.
+    const first = events.findIndex(skip);
+    if (first === -1) return events;
+    const out = events.slice(0, first);
+    for (let i = first + 1; i < events.length; i++) {
+      const e = events[i] as StoredEvent;
+      if (!skip(e)) out.push(e);
     }
     return out;
   }
 
+  /** Stops folding; what it folded before stays, to be written at the next commit. */
   failed(seq: number | undefined, err: unknown): void {
-    this.model.discard();
     this.state = 'failed';
     this.failedSeq = seq;
     this.error = err instanceof Error ? err.message : String(err);
@@ -63,6 +74,8 @@ export class FoldSlot {
 
   restarted(): void {
     this.position = 0;
+    this.flushed = 0;
+    this.committed = 0;
     this.state = 'rebuilding';
     delete this.failedSeq;
     delete this.error;

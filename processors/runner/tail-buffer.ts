@@ -13,6 +13,8 @@ export interface TailBuffer {
    * Lets go of everything at or before `foldedByAll`.
    */
   take(after: number, limit: number, foldedByAll: number): StoredEvent[] | undefined;
+  /** Lets go of everything (the runner went back to an earlier position). */
+  clear(): void;
 }
 
 export function createTailBuffer(maxEvents = 50_000): TailBuffer {
@@ -36,6 +38,9 @@ export function createTailBuffer(maxEvents = 50_000): TailBuffer {
       const batch = tail.slice(start, start + limit);
       if (foldedByAll >= first.seq) tail = tail.slice(Math.min(tail.length, foldedByAll - first.seq + 1));
       return batch;
+    },
+    clear() {
+      tail = [];
     },
   };
 }

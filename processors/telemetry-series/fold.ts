@@ -100,12 +100,36 @@ export function cloneStats(stats: BucketStats): BucketStats {
   return out;
 }
 
+/** Folds one reading into a bucket, changing it. */
+function addInPlace(b: Bucket, value: number, time: number, seq: number): void {
+  b.count += 1;
+  if (value < b.min) b.min = value;
+  if (value > b.max) b.max = value;
+  b.sum += value;
+  if (time > b.lastTime || (time === b.lastTime && seq > b.lastSeq)) {
+    b.last = value;
+    b.lastTime = time;
+    b.lastSeq = seq;
+  }
+}
+
+const fresh = (value: number, time: number, seq: number): Bucket => ({
+  count: 1,
+  min: value,
+  max: value,
+  sum: value,
+  last: value,
+  lastTime: time,
+  lastSeq: seq,
+});
+
 /**
- * Folds one reading of every metric of an event into `stats`, changing it: for a private working copy
- * (cloneStats). The same result as addPoint for each metric, without a new object per point.
+ * Folds one reading of every metric of an event into each of `targets` (a minute's and an hour's statistics),
+ * changing them: for private working copies (cloneStats). The same result as addPoint for each metric and target,
+ * without a new object per point.
  */
 export function addReading(
-  stats: BucketStats,
+  targets: readonly BucketStats[],
   metrics: Record<string, number>,
   time: number,
   seq: number,
@@ -113,27 +137,10 @@ export function addReading(
   for (const metric in metrics) {
     if (!Object.hasOwn(metrics, metric)) continue;
     const value = metrics[metric] as number;
-    const b = Object.hasOwn(stats, metric) ? stats[metric] : undefined;
-    if (!b) {
-      setStat(stats, metric, {
-        count: 1,
-        min: value,
-        max: value,
-        sum: value,
-        last: value,
-        lastTime: time,
-        lastSeq: seq,
-      });
-      continue;
-    }
-    b.count += 1;
-    if (value < b.min) b.min = value;
-    if (value > b.max) b.max = value;
-    b.sum += value;
-    if (time > b.lastTime || (time === b.lastTime && seq > b.lastSeq)) {
-      b.last = value;
-      b.lastTime = time;
-      b.lastSeq = seq;
+    for (const stats of targets) {
+      const b = Object.hasOwn(stats, metric) ? stats[metric] : undefined;
+      if (b) addInPlace(b, value, time, seq);
+      else setStat(stats, metric, fresh(value, time, seq));
     }
   }
 }
@@ -147,6 +154,6 @@ export function evolveBucket(
   event: { time: number; seq: number; metrics: Record<string, number> },
 ): BucketStats {
   const next = cloneStats(stats);
-  addReading(next, event.metrics, event.time, event.seq);
+  addReading([next], event.metrics, event.time, event.seq);
   return next;
 }

@@ -1,5 +1,5 @@
-import { RESOLUTIONS, type Bucket, type BucketStats, type Resolution } from './fold.js';
-import type { SeriesStore } from './store.js';
+import { RESOLUTIONS, type Bucket, type Resolution } from './fold.js';
+import { decodeStats, encodeStats, type SeriesStore } from './store.js';
 
 const RESOLUTION_NAMES = Object.keys(RESOLUTIONS) as Resolution[];
 
@@ -15,18 +15,24 @@ export function createMemorySeriesStore(): SeriesStore {
   return {
     load(resolution, deviceId, bucket) {
       const row = rows(resolution).get(key(deviceId, bucket));
-      return row && (JSON.parse(row.stats) as BucketStats);
+      return row && decodeStats(row.stats);
+    },
+    newestBucket(resolution, deviceId) {
+      let newest: number | undefined;
+      for (const r of rows(resolution).values())
+        if (r.deviceId === deviceId && (newest === undefined || r.bucket > newest)) newest = r.bucket;
+      return newest;
     },
     save(resolution, list) {
       const t = rows(resolution);
-      for (const r of list) t.set(key(r.deviceId, r.bucket), { ...r, stats: JSON.stringify(r.stats) });
+      for (const r of list) t.set(key(r.deviceId, r.bucket), { ...r, stats: encodeStats(r.stats) });
     },
     range(resolution, deviceId, metric, from, to) {
       return [...rows(resolution).values()]
         .filter((r) => r.deviceId === deviceId && r.bucket >= from && r.bucket < to)
         .sort((a, b) => a.bucket - b.bucket)
         .flatMap((r) => {
-          const stats = JSON.parse(r.stats) as BucketStats;
+          const stats = decodeStats(r.stats);
           return Object.hasOwn(stats, metric) ? [{ bucket: r.bucket, stats: stats[metric] as Bucket }] : [];
         });
     },

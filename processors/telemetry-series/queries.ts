@@ -68,7 +68,7 @@ export function sourceFor(everyMs: number): Resolution | 'raw' {
  */
 export function createSeriesQueries(
   store: SeriesStore,
-  context: Pick<ReadModelContext, 'log' | 'retention'>,
+  context: Pick<ReadModelContext, 'log' | 'retention' | 'sync'>,
 ): SeriesQueries {
   return {
     aggregates: AGGREGATES,
@@ -100,6 +100,7 @@ export function createSeriesQueries(
           after = page.next;
         }
       } else {
+        context.sync();
         for (const r of store.range(source, q.deviceId, q.metric, start, end))
           add(Math.floor(r.bucket / q.everyMs) * q.everyMs, r.stats);
       }

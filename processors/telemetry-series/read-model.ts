@@ -10,82 +10,158 @@ import {
 import { createMemorySeriesStore } from './memory-store.js';
 import { createSeriesQueries, type SeriesQueries } from './queries.js';
 import { retainSeries } from './retention.js';
-import { createSqliteSeriesStore, type RollupRow } from './store.js';
+import { createSqliteSeriesStore, type RollupRow, type SeriesStore } from './store.js';
 
-/** Rows kept in memory between batches; most points land in a device's current minute and hour. */
+/** Written rows kept in memory; most points land in a device's current minute and hour. */
 const CACHE_LIMIT = 50_000;
-const MINUTE = RESOLUTIONS['1m'];
-const HOUR = RESOLUTIONS['1h'];
+const RESOLUTION_NAMES = Object.keys(RESOLUTIONS) as Resolution[];
 
-/** A row being folded by this batch. */
-interface Draft extends RollupRow {
-  resolution: Resolution;
+/** Rows of one resolution by device, then bucket start. */
+type Rows = Map<string, Map<number, BucketStats>>;
+
+function getRow(rows: Rows, deviceId: string, bucket: number): BucketStats | undefined {
+  return rows.get(deviceId)?.get(bucket);
+}
+
+function setRow(rows: Rows, deviceId: string, bucket: number, stats: BucketStats): void {
+  let byBucket = rows.get(deviceId);
+  if (!byBucket) rows.set(deviceId, (byBucket = new Map<number, BucketStats>()));
+  byBucket.set(bucket, stats);
+}
+
+/**
+ * What one resolution keeps in memory: rows as written (`clean`, bounded), rows folded but not written yet
+ * (`dirty`, until flush), and each device's newest bucket the store may hold, so a reading in a newer bucket (the
+ * usual case) needs no lookup.
+ */
+class Resolved {
+  clean: Rows = new Map();
+  cleanSize = 0;
+  readonly dirty: Rows = new Map();
+  /** Per device: no stored row has a later bucket than this (-Infinity: it has none). */
+  readonly newestStored = new Map<string, number>();
+
+  constructor(
+    readonly resolution: Resolution,
+    readonly widthMs: number,
+    private readonly store: SeriesStore,
+  ) {}
+
+  /** The row to fold into: its unwritten statistics, or a private copy of what was written (or new ones). */
+  working(deviceId: string, bucket: number): BucketStats {
+    let stats = getRow(this.dirty, deviceId, bucket);
+    if (!stats) {
+      const written = this.written(deviceId, bucket);
+      stats = written ? cloneStats(written) : {};
+      setRow(this.dirty, deviceId, bucket, stats);
+    }
+    return stats;
+  }
+
+  /** The row as written (undefined: none); do not change it. */
+  private written(deviceId: string, bucket: number): BucketStats | undefined {
+    const known = getRow(this.clean, deviceId, bucket);
+    if (known) return known;
+    let newest = this.newestStored.get(deviceId);
+    if (newest === undefined) {
+      newest = this.store.newestBucket(this.resolution, deviceId) ?? Number.NEGATIVE_INFINITY;
+      this.newestStored.set(deviceId, newest);
+    }
+    return bucket > newest ? undefined : this.store.load(this.resolution, deviceId, bucket);
+  }
+
+  /** Writes the dirty rows, each device's in bucket order (neighbours in the store's B-tree). */
+  flush(): void {
+    const rows: RollupRow[] = [];
+    for (const deviceId of [...this.dirty.keys()].sort()) {
+      const byBucket = this.dirty.get(deviceId) as Map<number, BucketStats>;
+      let newest = this.newestStored.get(deviceId) ?? Number.NEGATIVE_INFINITY;
+      for (const bucket of [...byBucket.keys()].sort((a, b) => a - b)) {
+        const stats = byBucket.get(bucket) as BucketStats;
+        rows.push({ deviceId, bucket, stats });
+        if (this.cleanSize >= CACHE_LIMIT) this.forgetClean();
+        setRow(this.clean, deviceId, bucket, stats);
+        this.cleanSize++;
+        if (bucket > newest) newest = bucket;
+      }
+      this.newestStored.set(deviceId, newest);
+    }
+    this.store.save(this.resolution, rows);
+    this.dirty.clear();
+  }
+
+  forgetClean(): void {
+    this.clean = new Map();
+    this.cleanSize = 0;
+  }
+
+  discard(): void {
+    this.forgetClean();
+    this.dirty.clear();
+    this.newestStored.clear();
+  }
 }
 
 /**
  * 1-minute and 1-hour rollups (count, min, max, sum, last) per device and metric, kept incrementally (fold.ts). A
- * late point updates the bucket its event time falls in.
+ * late point updates the bucket its event time falls in. Rows are written once per commit (`flush`), however many
+ * batches touched them.
  */
 export const telemetrySeriesReadModel: ReadModelDefinition<SeriesQueries> = {
   name: 'telemetry-series',
   version: 2,
   handles: ['TelemetryRecorded'],
   retained: 'before-horizon',
+  foldsInPlace: true,
   open(context) {
     const store = context.db ? createSqliteSeriesStore(context.db) : createMemorySeriesStore();
-    /** Rows as last written, by resolution, device and bucket. */
-    let cache = new Map<string, BucketStats>();
-    const keyOf = (resolution: Resolution, deviceId: string, bucket: number) =>
-      `${resolution}\u0000${deviceId}\u0000${bucket}`;
+    const [minutes, hours] = RESOLUTION_NAMES.map((r) => new Resolved(r, RESOLUTIONS[r], store)) as [
+      Resolved,
+      Resolved,
+    ];
+    /**
+     * Per device, the unwritten minute and hour rows its last reading went to: consecutive readings mostly share
+     * them. Valid until the rows are written or discarded.
+     */
+    const cursors = new Map<string, { minute: number; hour: number; targets: [BucketStats, BucketStats] }>();
 
     return {
+      // Folds in place (foldsInPlace): straight into the unwritten rows, copied once per commit, not per batch.
       apply(events) {
-        const drafts = new Map<string, Draft>();
-        /** Per device, the drafts its last event went to: consecutive readings mostly share a minute. */
-        const recent = new Map<string, { minute: number; m: Draft; hour: number; h: Draft }>();
-        const draft = (resolution: Resolution, deviceId: string, bucket: number): Draft => {
-          const key = keyOf(resolution, deviceId, bucket);
-          let d = drafts.get(key);
-          if (!d) {
-            const stored = cache.get(key) ?? store.load(resolution, deviceId, bucket);
-            d = { resolution, deviceId, bucket, stats: stored ? cloneStats(stored) : {} };
-            drafts.set(key, d);
-          }
-          return d;
-        };
         foldEach(events, (event) => {
           if (event.type !== 'TelemetryRecorded') return;
-          const minute = bucketStart(event.time, MINUTE);
-          const hour = bucketStart(event.time, HOUR);
-          let r = recent.get(event.deviceId);
-          if (!r || r.minute !== minute || r.hour !== hour) {
-            r = {
-              minute,
-              m: r?.minute === minute ? r.m : draft('1m', event.deviceId, minute),
-              hour,
-              h: r?.hour === hour ? r.h : draft('1h', event.deviceId, hour),
-            };
-            recent.set(event.deviceId, r);
+          const { deviceId, time } = event;
+          let c = cursors.get(deviceId);
+          if (!c) cursors.set(deviceId, (c = { minute: NaN, hour: NaN, targets: [{}, {}] }));
+          const minute = bucketStart(time, minutes.widthMs);
+          if (minute !== c.minute) {
+            c.minute = minute;
+            c.targets[0] = minutes.working(deviceId, minute);
+            const hour = bucketStart(time, hours.widthMs);
+            if (hour !== c.hour) {
+              c.hour = hour;
+              c.targets[1] = hours.working(deviceId, hour);
+            }
           }
-          addReading(r.m.stats, event.data.metrics, event.time, event.seq);
-          addReading(r.h.stats, event.data.metrics, event.time, event.seq);
+          addReading(c.targets, event.data.metrics, time, event.seq);
         });
-        // Only now that the whole batch folded: write it (the runner's savepoint makes the writes atomic).
-        const byResolution: Record<Resolution, Draft[]> = { '1m': [], '1h': [] };
-        for (const d of drafts.values()) byResolution[d.resolution].push(d);
-        store.save('1m', byResolution['1m']);
-        store.save('1h', byResolution['1h']);
-        if (cache.size + drafts.size > CACHE_LIMIT) cache = new Map();
-        for (const [key, d] of drafts) cache.set(key, d.stats);
       },
-      discard: () => void (cache = new Map()),
-      reset() {
-        store.reset();
-        cache = new Map();
+      flush() {
+        cursors.clear();
+        minutes.flush();
+        hours.flush();
       },
+      discard() {
+        cursors.clear();
+        minutes.discard();
+        hours.discard();
+      },
+      reset: () => store.reset(),
       async retain(step) {
         await retainSeries(store, step);
-        cache = new Map();
+        cursors.clear();
+        minutes.discard();
+        hours.discard();
       },
       queries: createSeriesQueries(store, context),
     };

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { RESOLUTIONS, type Bucket, type BucketStats, type Resolution } from './fold.js';
+import { RESOLUTIONS, setStat, type Bucket, type BucketStats, type Resolution } from './fold.js';
 
 /** One device's bucket at one resolution. */
 export interface RollupRow {
@@ -16,6 +16,8 @@ export interface RollupRow {
  */
 export interface SeriesStore {
   load(resolution: Resolution, deviceId: string, bucket: number): BucketStats | undefined;
+  /** The device's latest bucket at this resolution, or undefined when it has none. */
+  newestBucket(resolution: Resolution, deviceId: string): number | undefined;
   /** Upserts these rows. */
   save(resolution: Resolution, rows: Iterable<RollupRow>): void;
   /** One metric's buckets of a device with start in [from, to), by bucket; buckets without the metric left out. */
@@ -33,6 +35,37 @@ export interface SeriesStore {
 }
 
 const RESOLUTION_NAMES = Object.keys(RESOLUTIONS) as Resolution[];
+
+/** A bucket as stored: [count, min, max, sum, last, lastTime, lastSeq] (about half the bytes of named fields). */
+type StoredBucket = [number, number, number, number, number, number, number];
+
+/**
+ * A row's statistics as stored: each metric's bucket as an array. Rows written before (named fields) read too.
+ * A null-prototype object, so a metric called `__proto__` stays a key.
+ */
+export function encodeStats(stats: BucketStats): string {
+  const out = Object.create(null) as Record<string, StoredBucket>;
+  for (const metric in stats) {
+    if (!Object.hasOwn(stats, metric)) continue;
+    const b = stats[metric] as Bucket;
+    out[metric] = [b.count, b.min, b.max, b.sum, b.last, b.lastTime, b.lastSeq];
+  }
+  return JSON.stringify(out);
+}
+
+/** One metric's stored bucket back into a Bucket. */
+export function decodeBucket(stored: StoredBucket | Bucket): Bucket {
+  if (!Array.isArray(stored)) return stored;
+  const [count, min, max, sum, last, lastTime, lastSeq] = stored;
+  return { count, min, max, sum, last, lastTime, lastSeq };
+}
+
+export function decodeStats(json: string): BucketStats {
+  const stored = JSON.parse(json) as Record<string, StoredBucket | Bucket>;
+  const stats: BucketStats = {};
+  for (const [metric, b] of Object.entries(stored)) setStat(stats, metric, decodeBucket(b));
+  return stats;
+}
 
 /** The table of one resolution. */
 const table = (resolution: Resolution) => `rollups_${resolution}`;
@@ -55,6 +88,7 @@ export function createSqliteSeriesStore(db: Database.Database): SeriesStore {
       r,
       {
         load: db.prepare(`SELECT stats FROM ${table(r)} WHERE device_id = ? AND bucket = ?`).pluck(),
+        newest: db.prepare(`SELECT max(bucket) FROM ${table(r)} WHERE device_id = ?`).pluck(),
         save: db.prepare(`INSERT OR REPLACE INTO ${table(r)} (device_id, bucket, stats) VALUES (?, ?, ?)`),
         // One row per device and bucket; the metric's statistics are one key of its JSON.
         range: db
@@ -65,7 +99,7 @@ export function createSqliteSeriesStore(db: Database.Database): SeriesStore {
           .raw(true),
       },
     ]),
-  ) as Record<Resolution, Record<'load' | 'save' | 'range', Database.Statement>>;
+  ) as Record<Resolution, Record<'load' | 'newest' | 'save' | 'range', Database.Statement>>;
   const retention = {
     clearKept: db.prepare('DELETE FROM retained_rollups_1h'),
     keep: db.prepare('INSERT INTO retained_rollups_1h SELECT * FROM rollups_1h WHERE bucket < ?'),
@@ -74,15 +108,19 @@ export function createSqliteSeriesStore(db: Database.Database): SeriesStore {
   return {
     load(resolution, deviceId, bucket) {
       const json = q[resolution].load.get(deviceId, bucket) as string | undefined;
-      return json === undefined ? undefined : (JSON.parse(json) as BucketStats);
+      return json === undefined ? undefined : decodeStats(json);
     },
+    newestBucket: (resolution, deviceId) =>
+      (q[resolution].newest.get(deviceId) as number | null | undefined) ?? undefined,
     save(resolution, rows) {
       const save = q[resolution].save;
-      for (const row of rows) save.run(row.deviceId, row.bucket, JSON.stringify(row.stats));
+      for (const row of rows) save.run(row.deviceId, row.bucket, encodeStats(row.stats));
     },
     range(resolution, deviceId, metric, from, to) {
       const rows = q[resolution].range.all(`$."${metric}"`, deviceId, from, to) as [number, string | null][];
-      return rows.flatMap(([bucket, b]) => (b === null ? [] : [{ bucket, stats: JSON.parse(b) as Bucket }]));
+      return rows.flatMap(([bucket, b]) =>
+        b === null ? [] : [{ bucket, stats: decodeBucket(JSON.parse(b) as StoredBucket | Bucket) }],
+      );
     },
     keepHoursDropMinutesBefore(horizon) {
       retention.clearKept.run();

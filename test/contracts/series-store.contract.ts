@@ -21,6 +21,11 @@ export function seriesStoreContract(name: string, open: () => SeriesStore): void
       expect(store.load('1m', 'a', 60_000)).toEqual(stats({ t: 1, h: 2 }));
       expect(store.load('1h', 'a', 0)).toEqual(stats({ t: 5 }));
       expect(store.load('1h', 'a', 60_000)).toBeUndefined();
+      expect([
+        store.newestBucket('1m', 'a'),
+        store.newestBucket('1h', 'a'),
+        store.newestBucket('1m', 'b'),
+      ]).toEqual([60_000, 0, undefined]);
       store.save('1m', [{ deviceId: 'a', bucket: 60_000, stats: stats({ t: 3 }) }]);
       expect(store.load('1m', 'a', 60_000)).toEqual(stats({ t: 3 }));
     });
