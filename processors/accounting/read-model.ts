@@ -1,3 +1,4 @@
+import { EVENT_TYPES } from '../../core/event.js';
 import { foldEach, type ReadModelDefinition } from '../read-model-definition.js';
 import { applyAccounting, cloneAccounting, initialAccounting, type DeviceAccounting } from './fold.js';
 import { createMemoryAccountingStore } from './memory-store.js';
@@ -9,14 +10,8 @@ import { createSqliteAccountingStore } from './store.js';
 export const accountingReadModel: ReadModelDefinition<AccountingQueries> = {
   name: 'accounting',
   version: 1,
-  handles: [
-    'TelemetryRecorded',
-    'StateReported',
-    'DeviceEventReported',
-    'DeviceConnected',
-    'DeviceDisconnected',
-    'DuplicateReceived',
-  ],
+  // Every event type: what is not a device message still has to be skipped in order.
+  handles: EVENT_TYPES,
   retained: 'whole',
   foldsInPlace: true,
   open(context) {

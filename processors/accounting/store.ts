@@ -41,8 +41,9 @@ const COLUMNS = [
 
 /**
  * The SQLite store, in readmodels.db: `device_accounting` (the state as JSON, and the counts as columns so fleet
- * totals are one SUM), `retained_accounting` (the kept copy) and `accounting_meta` (folded_through,
- * retained_through).
+ * totals are one SUM), `accounting_meta` (folded_through), and what retention keeps: `retained_accounting` (the
+ * copy) with `retained_accounting_through` (the position it was folded through), both retained_* so that wiping
+ * the live tables never loses the position a rebuild must skip to.
  */
 export function createSqliteAccountingStore(db: Database.Database): AccountingStore {
   const table = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (
@@ -50,6 +51,9 @@ export function createSqliteAccountingStore(db: Database.Database): AccountingSt
     ) WITHOUT ROWID;`;
   db.exec(`${table('device_accounting')}
     ${table('retained_accounting')}
+    CREATE TABLE IF NOT EXISTS retained_accounting_through (
+      id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS accounting_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`);
   const q = {
     load: db.prepare('SELECT state FROM device_accounting WHERE device_id = ?').pluck(),
@@ -59,11 +63,16 @@ export function createSqliteAccountingStore(db: Database.Database): AccountingSt
     ),
     meta: db.prepare('SELECT value FROM accounting_meta WHERE key = ?').pluck(),
     setMeta: db.prepare('INSERT OR REPLACE INTO accounting_meta (key, value) VALUES (?, ?)'),
+    keptThrough: db.prepare('SELECT position FROM retained_accounting_through').pluck(),
+    setKeptThrough: db.prepare(
+      'INSERT OR REPLACE INTO retained_accounting_through (id, position) VALUES (1, ?)',
+    ),
     totals: db.prepare(
       `SELECT count(*) AS devices, ${COLUMNS.map((c) => `coalesce(sum(${c}), 0) AS ${c}`).join(', ')} FROM device_accounting`,
     ),
   };
-  const meta = (key: 'folded_through' | 'retained_through') => (q.meta.get(key) as number | undefined) ?? 0;
+  const foldedThrough = () => (q.meta.get('folded_through') as number | undefined) ?? 0;
+  const keptThrough = () => (q.keptThrough.get() as number | undefined) ?? 0;
   return {
     load(deviceId) {
       const json = q.load.get(deviceId) as string | undefined;
@@ -98,19 +107,19 @@ export function createSqliteAccountingStore(db: Database.Database): AccountingSt
         clockCorrected: { ahead: row.clock_ahead, unsynced: row.clock_unsynced },
       };
     },
-    keptThrough: () => meta('retained_through'),
+    keptThrough,
     keepWhole() {
-      const through = meta('folded_through');
+      const through = foldedThrough();
       db.exec(
         'DELETE FROM retained_accounting; INSERT INTO retained_accounting SELECT * FROM device_accounting;',
       );
-      q.setMeta.run('retained_through', through);
+      q.setKeptThrough.run(through);
     },
     reset() {
       db.exec(
         'DELETE FROM device_accounting; INSERT INTO device_accounting SELECT * FROM retained_accounting;',
       );
-      q.setMeta.run('folded_through', meta('retained_through'));
+      q.setMeta.run('folded_through', keptThrough());
     },
   };
 }
