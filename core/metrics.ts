@@ -24,6 +24,8 @@ export interface Metrics {
   projectionLag: Gauge<'projection'>;
   /** 1 when a projection has stopped on an error. */
   projectionFailed: Gauge<'projection'>;
+  /** The log position each read model's committed checkpoint stands at: where a restart resumes. */
+  projectionCheckpoint: Gauge<'projection'>;
   /** Server-sent-event clients of /api/stream. */
   streamClients: Gauge;
   /** Failed write attempts of an external sink (influx): each one is retried with backoff. */
@@ -117,6 +119,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     projectionFailed: new Gauge({
       name: 'fleetlog_projection_failed',
       help: '1 when the projection stopped on an error',
+      labelNames: ['projection'],
+      registers,
+    }),
+    projectionCheckpoint: new Gauge({
+      name: 'fleetlog_projection_checkpoint',
+      help: 'Log position of the committed checkpoint, per projection: where a restart resumes',
       labelNames: ['projection'],
       registers,
     }),

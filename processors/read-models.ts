@@ -30,6 +30,8 @@ export interface ReadModels {
   readonly accounting: AccountingQueries;
   /** Every read model's and sink's progress, for /healthz, /metrics, /api/projections and `fleetlog rebuild`. */
   status(): (ProjectionStatus | SinkStatus)[];
+  /** Where each read model and sink would resume after a restart: its committed checkpoint. */
+  checkpoints(): { name: string; position: number }[];
   /** What retention has frozen and removed, and how its last pass went. */
   retention(): RetentionStatus;
   /**

@@ -119,6 +119,11 @@ export async function openReadSide(log: ReadableLog, options: ReadSideOptions): 
     series: runner.queries(telemetrySeriesReadModel),
     accounting: runner.queries(accountingReadModel),
     status: () => [...runner.status(), ...sinks.map((s) => s.status())],
+    // A sink moves its checkpoint only after a confirmed write: its position is its checkpoint.
+    checkpoints: () => [
+      ...runner.committed(),
+      ...sinks.map((s) => ({ name: s.name, position: s.status().position })),
+    ],
     retention: retentionStatus,
     async rebuild(name) {
       const sink = sinks.find((s) => s.name === name);

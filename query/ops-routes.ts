@@ -88,6 +88,8 @@ export function registerOpsRoutes(
       metrics.projectionFailed.set({ projection: p.name }, p.state === 'failed' ? 1 : 0);
     }
     if (readModels) {
+      for (const c of readModels.checkpoints())
+        metrics.projectionCheckpoint.set({ projection: c.name }, c.position);
       await setAccountingGauges(metrics, readModels, deps.deadLetters);
       const r = readModels.retention();
       metrics.retentionHorizon.set(r.horizon / 1000);

@@ -73,12 +73,13 @@ describe('crash safety of the read side', () => {
     await seed(dataDir);
 
     const first = await spawnServe(dataDir);
-    // Kill as soon as it has committed some batches, well before it is done.
+    // Kill as soon as every read model has committed some batches, well before it is done.
     for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
-      const health = (await (await fetch(`${first.httpUrl}/healthz`)).json()) as {
-        projections: { position: number }[];
-      };
-      if (health.projections.every((p) => p.position > 0)) break;
+      const text = await (await fetch(`${first.httpUrl}/metrics`)).text();
+      const committed = [
+        ...text.matchAll(/^fleetlog_projection_checkpoint\{projection="[^"]+"\} (\d+)$/gm),
+      ].map((m) => Number(m[1]));
+      if (committed.length === 3 && committed.every((p) => p > 0)) break;
       await new Promise((r) => setTimeout(r, 20));
     }
     await kill9(first.child);

@@ -41,7 +41,7 @@ export interface ProjectionRunnerOptions {
   catchUpBatchSize?: number;
   /** When the open transaction commits while following the log (default 50 ms or 20,000 events). */
   commit?: CommitPolicy;
-  /** ...and while catching up (default 1 s or 500,000 events). */
+  /** ...and while catching up (default 2 s or 100,000 events). */
   catchUpCommit?: CommitPolicy;
   /** Called after each folded batch (now visible in the read models): for progress bars, metrics, latency. */
   onBatch?: (events: readonly StoredEvent[], position: number) => void;
@@ -64,6 +64,8 @@ export interface ProjectionRunner {
    */
   start(options?: { rebuild?: RebuildTarget }): Promise<void>;
   status(): ProjectionStatus[];
+  /** Each read model's committed checkpoint: where a restart would resume. */
+  committed(): { name: string; position: number }[];
   /** The open read model's queries. */
   queries<Q>(definition: ReadModelDefinition<Q>): Q;
   /** Resets one read model (or all) and folds the log again, while everything else keeps running. */
@@ -82,7 +84,9 @@ export interface ProjectionRunner {
 }
 
 const LIVE_COMMIT: CommitPolicy = { intervalMs: 50, events: 20_000 };
-const CATCH_UP_COMMIT: CommitPolicy = { intervalMs: 1000, events: 500_000 };
+const CATCH_UP_COMMIT: CommitPolicy = { intervalMs: 2000, events: 100_000 };
+/** While catching up, write the read models' unwritten state every this many events. */
+const CATCH_UP_FLUSH_EVENTS = 50_000;
 
 /**
  * Folds the log into the read models. Its parts, each the one owner of its state:
@@ -106,6 +110,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
       beforeCommit: () => {
         commitStarted = performance.now();
         for (const slot of slots) flush(slot);
+        unflushed = 0;
       },
       afterCommit: () => {
         for (const slot of slots) slot.committed = slot.position;
@@ -116,6 +121,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
   const tail = createTailBuffer();
   const stats: FoldStats = { events: 0, foldMs: 0, writeMs: 0 };
   let commitStarted = 0;
+  let unflushed = 0;
   let base = storage.retentionBase();
   const retention =
     options.retention ??
@@ -234,6 +240,13 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     }
     stats.events += events.length;
     stats.foldMs += performance.now() - started;
+    // While catching up, unwritten state is written every so many events even before the commit: it would grow
+    // for a whole commit interval otherwise (and the garbage collector carries it).
+    unflushed += events.length;
+    if (catchingUp && unflushed >= CATCH_UP_FLUSH_EVENTS) {
+      for (const slot of slots) flush(slot);
+      unflushed = 0;
+    }
     window.folded(events.length, catchingUp);
     if (events.length > 0) options.onBatch?.(events, through);
   }
@@ -298,6 +311,7 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
       kick();
     },
     status: () => slots.map((s) => s.status(logHead)),
+    committed: () => slots.map((s) => ({ name: s.name, position: s.committed })),
     queries<Q>(definition: ReadModelDefinition<Q>): Q {
       const slot = byName.get(definition.name);
       if (!slot) throw new Error(`read model ${definition.name} is not registered`);

@@ -35,6 +35,7 @@ export interface SeriesStore {
 }
 
 const RESOLUTION_NAMES = Object.keys(RESOLUTIONS) as Resolution[];
+const ROWS_PER_SAVE = 64;
 
 /** A bucket as stored: [count, min, max, sum, last, lastTime, lastSeq] (about half the bytes of named fields). */
 type StoredBucket = [number, number, number, number, number, number, number];
@@ -90,6 +91,10 @@ export function createSqliteSeriesStore(db: Database.Database): SeriesStore {
         load: db.prepare(`SELECT stats FROM ${table(r)} WHERE device_id = ? AND bucket = ?`).pluck(),
         newest: db.prepare(`SELECT max(bucket) FROM ${table(r)} WHERE device_id = ?`).pluck(),
         save: db.prepare(`INSERT OR REPLACE INTO ${table(r)} (device_id, bucket, stats) VALUES (?, ?, ?)`),
+        // Many rows per statement: each run() costs about as much as the insert itself.
+        saveMany: db.prepare(
+          `INSERT OR REPLACE INTO ${table(r)} (device_id, bucket, stats) VALUES ${Array.from({ length: ROWS_PER_SAVE }, () => '(?, ?, ?)').join(', ')}`,
+        ),
         // One row per device and bucket; the metric's statistics are one key of its JSON.
         range: db
           .prepare(
@@ -99,7 +104,7 @@ export function createSqliteSeriesStore(db: Database.Database): SeriesStore {
           .raw(true),
       },
     ]),
-  ) as Record<Resolution, Record<'load' | 'newest' | 'save' | 'range', Database.Statement>>;
+  ) as Record<Resolution, Record<'load' | 'newest' | 'save' | 'saveMany' | 'range', Database.Statement>>;
   const retention = {
     clearKept: db.prepare('DELETE FROM retained_rollups_1h'),
     keep: db.prepare('INSERT INTO retained_rollups_1h SELECT * FROM rollups_1h WHERE bucket < ?'),
@@ -113,8 +118,13 @@ export function createSqliteSeriesStore(db: Database.Database): SeriesStore {
     newestBucket: (resolution, deviceId) =>
       (q[resolution].newest.get(deviceId) as number | null | undefined) ?? undefined,
     save(resolution, rows) {
-      const save = q[resolution].save;
-      for (const row of rows) save.run(row.deviceId, row.bucket, encodeStats(row.stats));
+      const { save, saveMany } = q[resolution];
+      const params: unknown[] = [];
+      for (const row of rows) {
+        params.push(row.deviceId, row.bucket, encodeStats(row.stats));
+        if (params.length === ROWS_PER_SAVE * 3) saveMany.run(params.splice(0));
+      }
+      for (let i = 0; i < params.length; i += 3) save.run(params.slice(i, i + 3));
     },
     range(resolution, deviceId, metric, from, to) {
       const rows = q[resolution].range.all(`$."${metric}"`, deviceId, from, to) as [number, string | null][];
