@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { DuplicateReason } from '../../core/event.js';
+import { EVENT_TYPES, type DuplicateReason } from '../../core/event.js';
 import { foldEach, type Projection } from '../projection.js';
 import { applyAccounting, cloneAccounting, initialAccounting, type DeviceAccounting } from './fold.js';
 
@@ -73,14 +73,8 @@ export function createAccountingProjection(): AccountingProjection {
   return {
     name: 'accounting',
     version: 1,
-    handles: [
-      'TelemetryRecorded',
-      'StateReported',
-      'DeviceEventReported',
-      'DeviceConnected',
-      'DeviceDisconnected',
-      'DuplicateReceived',
-    ],
+    // Every event type: what is not a device message still has to be skipped in order.
+    handles: EVENT_TYPES,
     setup(db) {
       const table = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (
           device_id TEXT PRIMARY KEY, ${COLUMNS.map((c) => `${c} INTEGER NOT NULL`).join(', ')}, state TEXT NOT NULL
