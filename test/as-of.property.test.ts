@@ -186,3 +186,38 @@ describe.each([1, 2, 100])('state as of T over the API (snapshot every %i events
     );
   }, 120_000);
 });
+
+describe('state as of T over the API, a long history', () => {
+  it('folds every page of the log past the snapshot (more events than one page of 10,000)', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-asof-long-'));
+    const server = await startFleetlog(
+      localServerConfig(dataDir, { eventLog: 'memory', snapshotEvery: 1_000_000 }),
+      { logger: silentLogger(), metrics: createMetrics() },
+    );
+    try {
+      const count = 10_050;
+      for (let i = 0; i < count; i += 1000) {
+        await server.log.append(
+          Array.from({ length: Math.min(1000, count - i) }, (_, k) => ({
+            id: `long/${i + k}`,
+            deviceId: 'long',
+            type: 'TelemetryRecorded' as const,
+            time: T0 + i + k,
+            receivedAt: T0,
+            data: { metrics: { v: 1 } },
+          })),
+        );
+      }
+      await server.readSide?.runner.waitFor(count);
+      const res = await fetch(`${server.httpUrl}/api/devices/long/state?at=${T0 + count}`);
+      const answer = (await res.json()) as AsOfAnswer & { state: { events: number } };
+      expect([answer.state.events, answer.basis.eventsFolded, answer.basis.snapshotBoundary]).toEqual([
+        count,
+        count,
+        null,
+      ]);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+});
