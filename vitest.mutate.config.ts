@@ -11,6 +11,7 @@ export default defineConfig({
       'test/event-log.memory.test.ts',
       'test/event-log.sqlite.test.ts',
       'test/event-log.power-loss.test.ts',
+      'test/wal-syncer.test.ts',
       'test/event-log.jetstream.test.ts',
       'test/full-disk.test.ts',
       'test/parse-message.test.ts',

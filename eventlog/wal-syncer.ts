@@ -26,14 +26,9 @@ export function createWalSyncer(walPath: string): WalSyncer {
   return {
     async sync() {
       if (!handle) {
-        const wal = await open(walPath, 'r');
-        try {
-          await syncDirectory(path.dirname(walPath));
-        } catch (err) {
-          await wal.close();
-          throw err;
-        }
-        handle = wal;
+        // SQLite created the WAL before the first commit that asks for a sync, so its entry is there to sync.
+        await syncDirectory(path.dirname(walPath));
+        handle = await open(walPath, 'r');
       }
       await handle.datasync();
     },
