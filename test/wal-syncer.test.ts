@@ -26,12 +26,17 @@ describe('WAL syncer', () => {
     }
   });
 
-  it('fails a sync of a WAL that is not there, and syncs once it is', async () => {
+  it('fails a sync of a WAL that is not there, syncs once it is, and again after a close', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-syncer-'));
     const wal = path.join(dir, 'events.db-wal');
     const syncer = createWalSyncer(wal);
+    await syncer.close(); // closing one that never synced is fine
     await expect(syncer.sync()).rejects.toMatchObject({ code: 'ENOENT' });
     writeFileSync(wal, 'frame');
+    await syncer.sync();
+    await syncer.close();
+    // A closed syncer opens the WAL again on its next sync (the log after a clean stop and start).
+    appendFileSync(wal, 'frame');
     await syncer.sync();
     await syncer.close();
   });
