@@ -15,6 +15,9 @@ const everything = [
   'processors/projection-runner.ts',
 ];
 
+// STRYKER_RUN=name keeps a run's sandbox, reports and incremental results apart, so two scoped runs can overlap.
+const run = process.env.STRYKER_RUN ? `-${process.env.STRYKER_RUN}` : '';
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
@@ -26,11 +29,11 @@ export default {
   timeoutMS: 30_000,
   ignoreStatic: true,
   reporters: ['clear-text', 'progress', 'html', 'json'],
-  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  htmlReporter: { fileName: `reports/mutation/mutation${run}.html` },
+  jsonReporter: { fileName: `reports/mutation/mutation${run}.json` },
   // Results are kept per mutant: a later run tests again only what changed (code or covering tests).
   incremental: true,
-  incrementalFile: 'reports/mutation/stryker-incremental.json',
-  tempDirName: '.stryker-tmp',
+  incrementalFile: `reports/mutation/stryker-incremental${run}.json`,
+  tempDirName: `.stryker-tmp${run}`,
   cleanTempDir: 'always',
 };
