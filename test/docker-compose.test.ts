@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { SinkStatus } from '../processors/sink-runner.js';
 import { hasCommand } from './helpers/has-command.js';
+import { acceptedLines, startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.js';
 import { freePort } from './helpers/spawn-server.js';
 import { startNatsServer, type NatsServer } from './helpers/start-nats-server.js';
 import { waitFor } from './helpers/start-test-server.js';
@@ -262,6 +263,32 @@ function run(service: Service, env: Record<string, string>): { child: ChildProce
   return { child, output: () => output };
 }
 
+/** The counts of `fleetlog simulate`'s summary lines. */
+function simSummary(output: string): { sent: number; acked: number; unacked: number; errors: number } {
+  const count = (name: string) => {
+    const m = new RegExp(`^${name} +(\\d+)$`, 'm').exec(output);
+    if (!m) throw new Error(`no "${name}" line in the simulator's output:\n${output}`);
+    return Number(m[1]);
+  };
+  return { sent: count('sent'), acked: count('acked'), unacked: count('unacked'), errors: count('errors') };
+}
+
+/** Accepted telemetry lines per `device/metric`: a point written twice counts twice. */
+function linesPerSeries(lines: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of lines) {
+    const [head = '', fields = ''] = line.split(' ');
+    const [name, ...tags] = head.split(',');
+    if (name !== 'telemetry') continue;
+    const device = tags.find((t) => t.startsWith('device_id='))?.slice('device_id='.length) ?? '?';
+    for (const field of fields.split(',')) {
+      const key = `${device}/${field.split('=')[0] ?? '?'}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+
 function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
@@ -278,16 +305,20 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
   'compose services run outside Docker, VictoriaMetrics standing in for InfluxDB (apt-get install docker-compose victoria-metrics; .ci/run installs them)',
   () => {
     let vm: VictoriaMetrics;
+    let proxy: RecordingProxy;
     let dataDir: string;
     const children: ChildProcess[] = [];
 
     beforeAll(async () => {
       vm = await startVictoriaMetrics();
+      // The influx endpoint the service is given records every write, so "none twice" is seen on the wire.
+      proxy = await startRecordingProxy(vm.url);
       dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-compose-'));
     });
 
     afterAll(async () => {
       for (const c of children) await stop(c, 'SIGKILL');
+      await proxy?.close();
       await vm?.destroy();
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     });
@@ -308,7 +339,7 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
         FLEETLOG_DATA_DIR: dataDir,
         FLEETLOG_MQTT_PORT: String(mqttPort),
         FLEETLOG_HTTP_PORT: String(httpPort),
-        FLEETLOG_INFLUX_URL: vm.url,
+        FLEETLOG_INFLUX_URL: proxy.url,
       });
       const server = run(fleetlog, env);
       children.push(server.child);
@@ -322,7 +353,7 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       expect(env.FLEETLOG_API_TOKEN).toBe('fleetlog-demo-api-token');
       const withToken = { headers: { authorization: `Bearer ${env.FLEETLOG_API_TOKEN}` } };
       expect((await fetch(`${api}/api/devices`)).status).toBe(401);
-      expect(server.output()).toContain(`InfluxDB    ${vm.url}  (org fleetlog, bucket telemetry)`);
+      expect(server.output()).toContain(`InfluxDB    ${proxy.url}  (org fleetlog, bucket telemetry)`);
 
       // The compose healthcheck, aimed at this port.
       const check = (fleetlog.healthcheck?.test ?? [])
@@ -351,7 +382,9 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       }, 20_000);
       await new Promise((r) => setTimeout(r, 2000));
       expect(await stop(sim.child, 'SIGTERM')).toBe(0);
-      expect(sim.output()).toMatch(/acked/);
+      // A clean stop waits for the acks in flight: every message sent was acknowledged.
+      const counts = simSummary(sim.output());
+      expect(counts).toEqual({ sent: counts.sent, acked: counts.sent, unacked: 0, errors: 0 });
 
       const head = ((await (await fetch(`${api}/healthz`)).json()) as { log: { lastSeq: number } }).log
         .lastSeq;
@@ -378,6 +411,8 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       for (const s of series)
         got[`${s.metric.device_id}/${s.metric.__name__?.slice('telemetry_'.length)}`] = s.values.length;
       expect(got).toEqual(expected);
+      // On the wire: each point in exactly one accepted write (VictoriaMetrics' dedup would hide a second one).
+      expect(linesPerSeries(acceptedLines(proxy.requests))).toEqual(expected);
       // Simulated ids carry their profile as a tag, for Grafana to group by.
       expect(new Set(series.map((s) => s.metric.profile))).toEqual(new Set(['env', 'tracker', 'meter']));
 
@@ -387,11 +422,16 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       expect(server.output()).not.toContain(token);
 
       // An offline rebuild of the influx projection on the service's data writes the same points again, none twice.
-      const rebuild = spawnSync(
-        process.execPath,
-        ['dist/cli/main.js', 'rebuild', '--offline', '--projection', 'influx', '--data-dir', dataDir],
-        { cwd: ROOT, encoding: 'utf8', env: { ...env, FLEETLOG_LOG_LEVEL: 'warn' }, timeout: 60_000 },
-      );
+      const mark = proxy.requests.length;
+      // Not spawnSync: the recording proxy runs in this process and must keep answering meanwhile.
+      const rebuild = await new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          ['dist/cli/main.js', 'rebuild', '--offline', '--projection', 'influx', '--data-dir', dataDir],
+          { cwd: ROOT, encoding: 'utf8', env: { ...env, FLEETLOG_LOG_LEVEL: 'warn' }, timeout: 60_000 },
+          (err, stdout, stderr) => resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
       expect(rebuild.stderr).toBe('');
       expect(rebuild.stdout).toMatch(new RegExp(`^rebuilt ${finalSeq.toLocaleString('en-US')} events in `));
       expect(rebuild.status).toBe(0);
@@ -399,6 +439,7 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       for (const s of await vm.exportSeries('telemetry_.+', { points: total }))
         again[`${s.metric.device_id}/${s.metric.__name__?.slice('telemetry_'.length)}`] = s.values.length;
       expect(again).toEqual(expected);
+      expect(linesPerSeries(acceptedLines(proxy.requests.slice(mark)))).toEqual(expected);
     }, 90_000);
   },
 );
@@ -588,8 +629,12 @@ describe.skipIf(
       await waitFor(async () => ((await devices()).length === 50 ? true : undefined), 30_000);
       await new Promise((r) => setTimeout(r, 2000));
       expect(await stop(sim.child, 'SIGTERM')).toBe(0);
-      const acked = Number(/^acked +(\d+)$/m.exec(sim.output())?.[1]);
+      const counts = simSummary(sim.output());
+      expect(counts).toEqual({ sent: counts.sent, acked: counts.sent, unacked: 0, errors: 0 });
+      const { acked } = counts;
       expect(acked).toBeGreaterThan(100);
+      // Every acked data message, plus each of the 50 devices' online and offline status.
+      const expectedEvents = acked + 2 * 50;
 
       // Both instances took a share of the shared subscription, and together they appended every acked message.
       const appended = async (api: string) => {
@@ -598,8 +643,9 @@ describe.skipIf(
       };
       const shares = await waitFor(async () => {
         const [fromA, fromB] = [await appended(a.api), await appended(b.api)];
-        return fromA + fromB >= acked ? [fromA, fromB] : undefined;
+        return fromA + fromB >= expectedEvents ? [fromA, fromB] : undefined;
       }, 20_000);
+      expect((shares[0] ?? 0) + (shares[1] ?? 0)).toBe(expectedEvents);
       expect(shares[0]).toBeGreaterThan(0);
       expect(shares[1]).toBeGreaterThan(0);
 
@@ -610,8 +656,9 @@ describe.skipIf(
           projections: { name: string; position: number }[];
         };
         const folded = body.projections.every((p) => p.position === body.log.lastSeq);
-        return folded && body.log.lastSeq >= acked ? body.log.lastSeq : undefined;
+        return folded && body.log.lastSeq >= expectedEvents ? body.log.lastSeq : undefined;
       }, 20_000);
+      expect(head).toBe(expectedEvents);
       const total = (await devices()).reduce((n, d) => n + d.events, 0);
       expect(total).toBe(head);
 
