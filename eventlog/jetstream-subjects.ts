@@ -33,15 +33,24 @@ export function decodeDeviceToken(token: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** The stored body: the envelope without the positions (`seq` is the stream's, `version` is a header). */
+/**
+ * The stored body: the whole envelope without the positions (`seq` is the stream's, `version` is a header).
+ * Every other field is kept, including optional ones this file does not name, so the envelope round-trips.
+ */
 export function encodeEvent(event: NewEvent): Uint8Array {
-  const { id, deviceId, type, time, receivedAt, data } = event;
-  return Buffer.from(JSON.stringify({ id, deviceId, type, time, receivedAt, data }));
+  const { seq: _seq, version: _version, ...envelope } = event as NewEvent & { seq?: number; version?: number };
+  return Buffer.from(JSON.stringify(envelope));
 }
 
-export function versionHeaders(version: number): MsgHdrs {
+/**
+ * The headers of one event's publish: its id for the server's duplicate window, its version, and the fence
+ * (`Nats-Expected-Last-Sequence`): the server stores it only if the stream's last sequence is `after`.
+ */
+export function publishHeaders(msgId: string, version: number, after: number): MsgHdrs {
   const h = headers();
+  h.set('Nats-Msg-Id', msgId);
   h.set(VERSION_HEADER, String(version));
+  h.set('Nats-Expected-Last-Sequence', String(after));
   return h;
 }
 
