@@ -31,7 +31,10 @@ export interface DeviceHead {
   version: number;
   /** The version the writer assigned last: `version` plus this process's events of the device in flight. */
   nextVersion: number;
-  /** The device's most recent ids → stream sequence, oldest first, at most `depth` of them. */
+  /**
+   * The device's most recent ids → stream sequence, oldest first: the last `depth` (and up to a quarter more).
+   * The writer marks an id it has in flight with the negated sequence it predicts for it.
+   */
   readonly recent: Map<string, number>;
   /** Changed since its id index entry was last written. */
   dirty: boolean;
@@ -102,11 +105,18 @@ export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
   let loading = 0;
 
   function remember(e: DeviceHead, id: string, seq: number): void {
-    e.recent.delete(id);
+    const had = e.recent.get(id);
+    if (had === seq) return;
+    // An in-flight mark is replaced where it stands (publish order); an id learned again moves to the end.
+    if (had !== undefined && had > 0) e.recent.delete(id);
     e.recent.set(id, seq);
-    if (e.recent.size > depth) {
-      const oldest = e.recent.keys().next();
-      if (!oldest.done) e.recent.delete(oldest.value);
+    // Trimmed in steps of a quarter, not one id per event: the iterator costs more than the slack.
+    if (e.recent.size > depth + (depth >> 2)) {
+      let drop = e.recent.size - depth;
+      for (const key of e.recent.keys()) {
+        if (drop-- <= 0) break;
+        e.recent.delete(key);
+      }
     }
   }
 
@@ -114,8 +124,8 @@ export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
     remember(e, ev.id, ev.seq);
     if (ev.seq > e.seq) {
       e.seq = ev.seq;
-      e.version = Math.max(e.version, ev.version);
-      e.nextVersion = Math.max(e.nextVersion, e.version);
+      if (ev.version > e.version) e.version = ev.version;
+      if (e.version > e.nextVersion) e.nextVersion = e.version;
     }
     // Own appends are this process's to index; events read back were indexed by whoever wrote them.
     if (own) e.dirty = true;

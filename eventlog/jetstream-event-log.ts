@@ -74,7 +74,7 @@ export interface JetStreamEventLogOptions {
   dedupDepth?: number;
   /** Devices whose head stays cached when idle. Default 20 000. */
   maxCachedDevices?: number;
-  /** How often changed id index entries are written, milliseconds. Default 1 000. */
+  /** How often changed id index entries are written, milliseconds. Default 5 000. */
   indexFlushMs?: number;
   /** How long to wait for one PubAck or API answer, milliseconds. Default 10 000. */
   requestTimeoutMs?: number;
@@ -160,6 +160,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
     streamState,
     readAfter: readAll,
     tail: {
+      active: () => follower !== undefined,
       offer: (events) => follower?.offer(events),
       async waitFor(seq) {
         if (follower && !(await follower.reached(seq, timeout)))
@@ -178,7 +179,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
     flushing ??= index.flush(heads.dirty()).finally(() => (flushing = undefined));
     return flushing;
   };
-  const flushTimer = setInterval(() => void flushIndex(), options.indexFlushMs ?? 1000);
+  const flushTimer = setInterval(() => void flushIndex(), options.indexFlushMs ?? 5000);
   flushTimer.unref();
 
   let closed = false;

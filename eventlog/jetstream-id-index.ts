@@ -120,7 +120,10 @@ export function createIdIndex(options: IdIndexOptions): IdIndex {
       return new Promise<void>((resolve) => {
         let left = heads.length;
         for (const head of heads) {
-          const entry: IndexEntry = { seq: head.seq, version: head.version, ids: [...head.recent] };
+          const ids: [string, number][] = [];
+          // Negative: an id in flight (the writer's mark), not stored yet.
+          for (const [id, seq] of head.recent) if (seq > 0) ids.push([id, seq]);
+          const entry: IndexEntry = { seq: head.seq, version: head.version, ids };
           head.dirty = false;
           publisher.publish(
             options.indexSubject(head.deviceId),

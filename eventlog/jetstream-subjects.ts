@@ -38,6 +38,7 @@ export function decodeDeviceToken(token: string): string {
  * Every other field is kept, including optional ones this file does not name, so the envelope round-trips.
  */
 export function encodeEvent(event: NewEvent): Uint8Array {
+  if (!('seq' in event) && !('version' in event)) return Buffer.from(JSON.stringify(event));
   const { seq: _seq, version: _version, ...envelope } = event as NewEvent & { seq?: number; version?: number };
   return Buffer.from(JSON.stringify(envelope));
 }

@@ -14,8 +14,9 @@ export interface JetStreamWriterOptions {
   streamState: () => Promise<{ lastSeq: number; firstSeq: number }>;
   /** Stored events after a position, in seq order. */
   readAfter: (after: number, limit: number) => Promise<StoredEvent[]>;
-  /** Where stored events go for the tail; `waitFor` resolves once the tail has handed them out. */
+  /** Where stored events go for the tail, while it has listeners; `waitFor` resolves once it handed them out. */
   tail: {
+    active(): boolean;
     offer(events: readonly StoredEvent[]): void;
     waitFor(seq: number): Promise<void>;
   };
@@ -45,6 +46,7 @@ export interface JetStreamWriter {
 
 /** Publishes in flight at most: bounds memory and what one broken chain sends again. */
 const MAX_IN_FLIGHT = 8192;
+const SLOT_MASK = 16383;
 /** Past this many events appended by others since we last knew the stream, forget the cache instead of reading. */
 const MAX_CATCH_UP = 20_000;
 /** JetStream's "wrong last sequence": the fence (or another expectation) did not hold. */
@@ -116,8 +118,12 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
 
   let queue: Item[] = [];
   let qHead = 0;
-  const inFlight = new Set<Flight>();
-  const flightById = new Map<string, Flight>();
+  /**
+   * Flights by predicted sequence (`seq & SLOT_MASK`): a device head's recent ids hold `-seq` for an id in
+   * flight, which finds its flight here without a map keyed by id.
+   */
+  const slots = new Array<Flight | undefined>(SLOT_MASK + 1);
+  let inFlight = 0;
   /** Items of the broken chain, sent again after the restart. */
   let failed: Item[] = [];
   let broken = false;
@@ -143,10 +149,12 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     if (outcome.seq > req.maxSeq) req.maxSeq = outcome.seq;
     if (--req.left > 0) return;
     const outcomes = req.outcomes as AppendOutcome[];
-    options.tail.waitFor(req.maxSeq).then(
-      () => req.resolve(outcomes),
-      () => req.resolve(outcomes),
-    );
+    if (!options.tail.active()) req.resolve(outcomes);
+    else
+      options.tail.waitFor(req.maxSeq).then(
+        () => req.resolve(outcomes),
+        () => req.resolve(outcomes),
+      );
   }
 
   function rejectItem(item: Item, err: unknown): void {
@@ -170,7 +178,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     if (broken || restarting) return;
     let published = 0;
     // `broken` again per event: a publish that fails at once (connection closed) breaks the chain mid-loop.
-    while (!broken && qHead < queue.length && inFlight.size < MAX_IN_FLIGHT) {
+    while (!broken && qHead < queue.length && inFlight < MAX_IN_FLIGHT) {
       const item = queue[qHead] as Item;
       if (item.req.failed) {
         heads.release(item.event.deviceId);
@@ -193,18 +201,19 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
       // Its device's head is still loading: everything after it waits too, to keep call order.
       if (!head) break;
       qHead++;
-      const { id } = item.event;
-      const leader = flightById.get(id);
-      if (leader) {
-        leader.followers.push(item);
-        continue;
-      }
-      const seen = head.recent.get(id);
-      if (seen !== undefined && seen >= firstSeq) {
+      const seen = head.recent.get(item.event.id);
+      if (seen !== undefined && seen < 0) {
+        // The same id is in flight: this one takes its outcome.
+        const leader = slots[-seen & SLOT_MASK];
+        if (leader && leader.seq === -seen) {
+          leader.followers.push(item);
+          continue;
+        }
+      } else if (seen !== undefined && seen >= firstSeq) {
         settle(item, { status: 'duplicate', seq: seen });
         continue;
       }
-      publish(item, head, seen);
+      publish(item, head, seen !== undefined && seen > 0 ? seen : undefined);
       published++;
     }
     if (qHead === queue.length) {
@@ -223,8 +232,9 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     head.nextVersion = version;
     const seq = nextSeq++;
     const flight: Flight = { item, head, seq, version, followers: [] };
-    inFlight.add(flight);
-    flightById.set(item.event.id, flight);
+    slots[seq & SLOT_MASK] = flight;
+    inFlight++;
+    head.recent.set(item.event.id, -seq);
     // An id whose event retention removed is forgotten (the contract), but the server may still hold it in
     // its duplicate window: a derived id (deterministic, so a second resend is a duplicate of the first).
     const msgId =
@@ -238,19 +248,22 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
   }
 
   function onAck(flight: Flight, r: PubAckResult): void {
-    inFlight.delete(flight);
-    const { item } = flight;
-    if (flightById.get(item.event.id) === flight) flightById.delete(item.event.id);
+    inFlight--;
+    if (slots[flight.seq & SLOT_MASK] === flight) slots[flight.seq & SLOT_MASK] = undefined;
+    const { item, head } = flight;
+    // Not stored by this publish: its in-flight mark goes (a stored one is overwritten by the confirmation).
+    if (!(r.ok && !r.duplicate) && head.recent.get(item.event.id) === -flight.seq)
+      head.recent.delete(item.event.id);
     if (r.ok && !r.duplicate) {
       if (r.seq !== flight.seq) {
         // Cannot happen while the fence holds; if it does, our picture of the stream is wrong.
         logger.error({ expected: flight.seq, got: r.seq }, 'event stored at an unexpected position');
         breakChain(true);
       }
-      const stored: StoredEvent = { ...item.event, seq: r.seq, version: flight.version };
-      heads.confirm(stored, true);
+      const { event } = item;
+      heads.confirm({ id: event.id, deviceId: event.deviceId, seq: r.seq, version: flight.version }, true);
       confirmKnown(r.seq);
-      options.tail.offer([stored]);
+      if (options.tail.active()) options.tail.offer([{ ...event, seq: r.seq, version: flight.version }]);
       settle(item, { status: 'appended', seq: r.seq, version: flight.version });
       for (const f of flight.followers) settle(f, { status: 'duplicate', seq: r.seq });
     } else if (r.ok) {
@@ -273,7 +286,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
       }
       failed.push(item, ...flight.followers);
     }
-    if (broken && inFlight.size === 0) void restart();
+    if (broken && inFlight === 0) void restart();
     checkIdle();
   }
 
@@ -369,7 +382,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
   }
 
   function checkIdle(): void {
-    if (qHead < queue.length || inFlight.size > 0 || failed.length > 0 || restarting) return;
+    if (qHead < queue.length || inFlight > 0 || failed.length > 0 || restarting) return;
     const waiters = idleWaiters;
     idleWaiters = [];
     for (const w of waiters) w();
