@@ -56,6 +56,7 @@ import { createJetStreamPublisher } from './jetstream-publisher.js';
 import { scanStream, type ScanTarget } from './jetstream-scan.js';
 import { openStreams } from './jetstream-streams.js';
 import { encodeDeviceToken } from './jetstream-subjects.js';
+import { createWriterRole, type WriterRole } from './jetstream-writer-role.js';
 import { createJetStreamWriter, type JetStreamWriter } from './jetstream-writer.js';
 import { afterCursor, byTimeThenSeq } from './time-order.js';
 
@@ -152,27 +153,46 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
   const listeners = new Set<TailListener>();
   let follower: JetStreamFollower | undefined;
   let headSeen = info.state.last_seq;
+  const tail = {
+    active: () => follower !== undefined,
+    offer: (events: readonly StoredEvent[]) => follower?.offer(events),
+    async waitFor(seq: number) {
+      if (follower && !(await follower.reached(seq, timeout)))
+        logger.warn({ seq }, 'tail did not deliver appended events in time');
+    },
+  };
+  const appendTimeoutMs = options.appendTimeoutMs ?? 30_000;
 
+  let role: WriterRole | undefined;
   writer = createJetStreamWriter({
     publisher,
     heads,
     subjectOf,
     streamState,
     readAfter: readAll,
-    tail: {
-      active: () => follower !== undefined,
-      offer: (events) => follower?.offer(events),
-      async waitFor(seq) {
-        if (follower && !(await follower.reached(seq, timeout)))
-          logger.warn({ seq }, 'tail did not deliver appended events in time');
-      },
-    },
+    tail,
     lastSeq: info.state.last_seq,
     firstSeq: info.state.first_seq,
-    appendTimeoutMs: options.appendTimeoutMs ?? 30_000,
+    appendTimeoutMs,
+    onForeignWrites: () => role?.foreignWrites(),
     logger,
   });
   const w = writer;
+  role = createWriterRole({
+    nc,
+    jsm,
+    publisher,
+    writer: w,
+    indexStream: `${stream}_IDS`,
+    // Two tokens after the prefix: no device's entry (one token) can be this subject.
+    announceSubject: `${indexPrefix}._.writer`,
+    requestPrefix: `${prefix}-append`,
+    tail,
+    timeoutMs: timeout,
+    appendTimeoutMs,
+    logger,
+  });
+  const r = role;
 
   let flushing: Promise<void> | undefined;
   const flushIndex = (): Promise<void> => {
@@ -187,7 +207,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
   return {
     append(events) {
       if (closed) return Promise.reject(new FleetlogError('ERR_LOG_CLOSED', 'append after close'));
-      return w.append(events);
+      return r.append(events);
     },
     readAll: ({ after, limit }) => readAll(after, limit),
     async readStream(deviceId, { fromVersion, limit }) {
@@ -248,7 +268,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
       return lastSeq;
     },
     stats() {
-      return { lastSeq: Math.max(headSeen, w.knownSeq()), commits: w.rounds() };
+      return { lastSeq: Math.max(headSeen, w.knownSeq(), r.forwardedSeq()), commits: w.rounds() };
     },
     async removeBefore({ time, maxSeq, limit }) {
       if (closed) throw new FleetlogError('ERR_LOG_CLOSED', 'removeBefore after close');
@@ -285,7 +305,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
     async close() {
       if (closed) return;
       closed = true;
-      await w.idle();
+      await r.close();
       clearInterval(flushTimer);
       while (flushing) await flushing;
       // Without a connection the last entries wait for the next load to repair them (see the id index).
