@@ -100,7 +100,19 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
   const depth = options.dedupDepth ?? 64;
   const logger = options.logger.child({ component: 'jetstream-event-log', stream });
 
-  const nc: NatsConnection = await connect({ servers: options.servers, name: 'fleetlog', timeout });
+  const nc: NatsConnection = await connect({
+    servers: options.servers,
+    name: 'fleetlog',
+    timeout,
+    // A log keeps reconnecting, to any server of the cluster it learned of, for as long as it is open
+    // (nats.js gives up after 10 attempts by default); appends meanwhile are retried until appendTimeoutMs.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    // A server that vanished without closing the connection (a machine lost) is noticed within ~15 s, not
+    // after NATS' default 2 minutes of pings.
+    pingInterval: 5000,
+    maxPingOut: 3,
+  });
   const jsm = await nc.jetstreamManager({ timeout });
   const js = nc.jetstream({ timeout });
   const target: ScanTarget = { js, jsm, stream };
@@ -123,8 +135,11 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
     await scanStream(target, `${prefix}.>`, after + 1, limit, (e) => events.push(e) < limit);
     return events;
   };
+  // Asked while a cluster elects the stream's leader, which answers nothing until then: a short timeout and
+  // the writer's retries find the new leader about a second after its election, not after a 10 s timeout.
+  const jsmQuick = await nc.jetstreamManager({ timeout: Math.min(timeout, 1000) });
   const streamState = async () => {
-    const state = (await jsm.streams.info(stream)).state;
+    const state = (await jsmQuick.streams.info(stream)).state;
     return { lastSeq: state.last_seq, firstSeq: state.first_seq };
   };
 

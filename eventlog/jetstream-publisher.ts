@@ -8,7 +8,14 @@ export type PubAckResult =
    * Not acknowledged. `stored: false`: the server answered with an error, nothing was stored.
    * `stored: 'unknown'`: no answer (timeout, connection lost): the message may or may not be in the stream.
    */
-  | { ok: false; stored: false | 'unknown'; errCode?: number; description: string };
+  | {
+      ok: false;
+      stored: false | 'unknown';
+      errCode?: number;
+      /** No stream listened on the subject: its leader is gone and no new one has taken over yet. */
+      noResponders?: true;
+      description: string;
+    };
 
 export type PubAckCallback = (result: PubAckResult) => void;
 
@@ -73,6 +80,7 @@ export function createJetStreamPublisher(
       settle(id, {
         ok: false,
         stored: false,
+        ...(m.headers.code === 503 ? { noResponders: true as const } : {}),
         description: `${m.headers.code} ${m.headers.description || 'no responders'}`,
       });
       return;

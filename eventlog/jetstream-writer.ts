@@ -81,6 +81,8 @@ interface Flight {
   version: number;
   /** Later items with the same id, decided by this one's outcome. */
   followers: Item[];
+  /** Its outcome is taken (an answer, or given up on): a later answer is ignored. */
+  done: boolean;
 }
 
 /**
@@ -231,7 +233,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     const version = head.nextVersion + 1;
     head.nextVersion = version;
     const seq = nextSeq++;
-    const flight: Flight = { item, head, seq, version, followers: [] };
+    const flight: Flight = { item, head, seq, version, followers: [], done: false };
     slots[seq & SLOT_MASK] = flight;
     inFlight++;
     head.recent.set(item.event.id, -seq);
@@ -248,6 +250,8 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
   }
 
   function onAck(flight: Flight, r: PubAckResult): void {
+    if (flight.done) return;
+    flight.done = true;
     inFlight--;
     if (slots[flight.seq & SLOT_MASK] === flight) slots[flight.seq & SLOT_MASK] = undefined;
     const { item, head } = flight;
@@ -258,7 +262,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
       if (r.seq !== flight.seq) {
         // Cannot happen while the fence holds; if it does, our picture of the stream is wrong.
         logger.error({ expected: flight.seq, got: r.seq }, 'event stored at an unexpected position');
-        breakChain(true);
+        breakChain(true, 'stored at an unexpected position');
       }
       const { event } = item;
       heads.confirm({ id: event.id, deviceId: event.deviceId, seq: r.seq, version: flight.version }, true);
@@ -268,7 +272,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
       for (const f of flight.followers) settle(f, { status: 'duplicate', seq: r.seq });
     } else if (r.ok) {
       // The server's duplicate window knew the id: nothing stored, so the chain breaks here.
-      breakChain(false);
+      breakChain(false, 'duplicate caught by the server');
       if (r.seq >= firstSeq) {
         heads.rememberId(item.event.deviceId, item.event.id, r.seq);
         settle(item, { status: 'duplicate', seq: r.seq });
@@ -279,19 +283,39 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
       }
     } else {
       // A lost answer (`stored: 'unknown'`) needs nothing more: the catch-up read finds it if it was stored.
-      breakChain(false);
+      breakChain(false, r.description);
       if (r.errCode !== ERR_WRONG_LAST_SEQUENCE) {
         errorsInRow++;
         item.lastError = r.description;
       }
       failed.push(item, ...flight.followers);
+      if (r.noResponders) giveUpBefore(flight.seq);
     }
     if (broken && inFlight === 0) void restart();
     checkIdle();
   }
 
+  /**
+   * A publish found no stream leader listening, so the ones sent before it that have no answer yet went to
+   * a leader that is gone: their answers will never come, and waiting for their timeout would hold the whole
+   * log for `timeoutMs` after every election. What of them the old leader had replicated, the new one
+   * applies before anything sent from now on, fence first; the resync's read finds what was stored.
+   */
+  function giveUpBefore(seq: number): void {
+    for (let s = Math.max(known + 1, seq - SLOT_MASK); s < seq; s++) {
+      const f = slots[s & SLOT_MASK];
+      if (f && f.seq === s && !f.done)
+        onAck(f, { ok: false, stored: 'unknown', description: 'sent to a stream leader that is gone' });
+    }
+  }
+
   let lostTrack = false;
-  function breakChain(lost: boolean): void {
+  let brokenAt = 0;
+  function breakChain(lost: boolean, reason: string): void {
+    if (!broken) {
+      brokenAt = Date.now();
+      logger.debug({ reason, inFlight }, 'publish chain broken; resyncing');
+    }
     broken = true;
     if (lost) lostTrack = true;
   }
@@ -301,7 +325,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     restarting = true;
     try {
       for (;;) {
-        if (errorsInRow > 0) await sleep(Math.min(2000, 25 * 2 ** Math.min(errorsInRow, 7)));
+        if (errorsInRow > 0) await sleep(Math.min(500, 25 * 2 ** Math.min(errorsInRow, 5)));
         try {
           await resync();
           break;
@@ -311,6 +335,8 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
           expire(`cannot reach the stream: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
+      if (errorsInRow > 0)
+        logger.info({ pausedMs: Date.now() - brokenAt }, 'event log appends resumed after errors');
       errorsInRow = 0;
     } finally {
       restarting = false;

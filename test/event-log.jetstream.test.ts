@@ -101,7 +101,9 @@ describe.skipIf(!available)('event log on NATS JetStream', () => {
 
   it('keeps envelope fields it does not name (deviceSeq, deviceTime) as they were appended', async () => {
     const log = await open();
-    const event = { ...telemetry('dev-x', 1), deviceSeq: 41, deviceTime: Date.UTC(2030, 0, 1) } as NewEvent;
+    // Fields the identity change adds to the envelope; this backend must keep them without knowing them.
+    const extra = { deviceSeq: 41, deviceTime: Date.UTC(2030, 0, 1) };
+    const event = { ...telemetry('dev-x', 1), ...extra } as unknown as NewEvent;
     await log.append([event]);
     expect(await log.readAll({ after: 0, limit: 1 })).toEqual([{ ...event, seq: 1, version: 1 }]);
     await log.close();
