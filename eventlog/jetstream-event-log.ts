@@ -44,7 +44,7 @@
  * every 2 minutes (hard-coded in 2.9): it survives a server process crash, not the loss of power of a machine;
  * R3 replication across machines is what protects against that.
  */
-import { connect, type NatsConnection } from 'nats';
+import { NatsError, connect, type NatsConnection } from 'nats';
 import type { StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -55,7 +55,7 @@ import { createIdIndex } from './jetstream-id-index.js';
 import { createJetStreamPublisher } from './jetstream-publisher.js';
 import { scanStream, type ScanTarget } from './jetstream-scan.js';
 import { openStreams } from './jetstream-streams.js';
-import { encodeDeviceToken } from './jetstream-subjects.js';
+import { decodeEvent, encodeDeviceToken } from './jetstream-subjects.js';
 import { createWriterRole, type WriterRole } from './jetstream-writer-role.js';
 import { createJetStreamWriter, type JetStreamWriter } from './jetstream-writer.js';
 import { afterCursor, byTimeThenSeq } from './time-order.js';
@@ -89,6 +89,8 @@ export interface JetStreamEventLogOptions {
  * a device a writer appended but had not indexed yet when it died are within its flush interval of the last.
  */
 const UNINDEXED_LOOKBACK_MS = 10 * 60_000;
+/** Catch-up reads up to this many events are made one message get each (see `readCatchUp`). */
+const CATCH_UP_BY_GET = 2000;
 /** How often the tail looks for other processes' events while this one appends none, ms. */
 const TAIL_POLL_MS = 100;
 
@@ -138,6 +140,26 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
   // Asked while a cluster elects the stream's leader, which answers nothing until then: a short timeout and
   // the writer's retries find the new leader about a second after its election, not after a 10 s timeout.
   const jsmQuick = await nc.jetstreamManager({ timeout: Math.min(timeout, 1000) });
+  /**
+   * The writer's catch-up after a break: usually the few hundred events that were in flight. Read one
+   * `STREAM.MSG.GET` each, all at once, because the stream's leader answers those by itself, while creating
+   * a consumer (readAll) needs the cluster's metadata leader too, and that may be the node that just died.
+   */
+  const readCatchUp = async (after: number, limit: number): Promise<StoredEvent[]> => {
+    if (limit > CATCH_UP_BY_GET) return readAll(after, limit);
+    const got = await Promise.all(
+      Array.from({ length: limit }, (_, i) =>
+        jsm.streams.getMessage(stream, { seq: after + 1 + i }).then(
+          (m) => decodeEvent(m.seq, m.header, m.data),
+          (err: unknown) => {
+            if (err instanceof NatsError && err.api_error?.err_code === 10037) return undefined; // removed
+            throw err;
+          },
+        ),
+      ),
+    );
+    return got.filter((e): e is StoredEvent => e !== undefined);
+  };
   const streamState = async () => {
     const state = (await jsmQuick.streams.info(stream)).state;
     return { lastSeq: state.last_seq, firstSeq: state.first_seq };
@@ -184,7 +206,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
     heads,
     subjectOf,
     streamState,
-    readAfter: readAll,
+    readAfter: readCatchUp,
     tail,
     lastSeq: info.state.last_seq,
     firstSeq: info.state.first_seq,

@@ -359,7 +359,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
       let foreign = false;
       const mine = new Set(failed.map((i) => i.event.id));
       while (known < last) {
-        const events = await options.readAfter(known, Math.min(1000, last - known));
+        const events = await options.readAfter(known, Math.min(2000, last - known));
         if (events.length === 0) break;
         for (const e of events) {
           heads.confirm(e, false);
