@@ -107,7 +107,8 @@ describe.skipIf(!HAS_NATS)(
 
       // 1. A node that is not the stream's leader; fleetlog's own server when it is one of those.
       const leaderBefore = (await info()).cluster?.leader;
-      const follower = cluster.nodes.find((n) => n.name !== leaderBefore && n === first) ??
+      const follower =
+        cluster.nodes.find((n) => n.name !== leaderBefore && n === first) ??
         cluster.nodes.find((n) => n.name !== leaderBefore);
       if (!follower) throw new Error(`no follower of ${leaderBefore}`);
       await follower.kill9();
@@ -157,7 +158,7 @@ describe.skipIf(!HAS_NATS)(
         logger: silentLogger(),
       });
       const all: StoredEvent[] = [];
-      for (let page = await reader.readAll({ after: 0, limit: 5000 }); page.length > 0; ) {
+      for (let page = await reader.readAll({ after: 0, limit: 5000 }); page.length > 0;) {
         all.push(...page);
         page = await reader.readAll({ after: page.at(-1)?.seq ?? 0, limit: 5000 });
       }

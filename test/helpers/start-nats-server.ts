@@ -33,7 +33,11 @@ function writeServerConfig(dir: string): string {
 }
 
 /** One nats-server process that can be killed and started again with the same arguments. */
-function natsProcess(args: string[], env: Record<string, string>, dir: string): NatsServer & { port: number } {
+function natsProcess(
+  args: string[],
+  env: Record<string, string>,
+  dir: string,
+): NatsServer & { port: number } {
   let child: ChildProcess | undefined;
   const port = Number(args[args.indexOf('-p') + 1]);
 
@@ -105,6 +109,8 @@ export async function startNatsServer(): Promise<NatsServer> {
 export interface NatsClusterNode extends NatsServer {
   /** Its server name (`nats-1` …), as JetStream reports a stream's leader. */
   name: string;
+  /** The monitoring endpoint, when the command asked for one (`-m 8222`, moved to a free port). */
+  monitorUrl?: string;
 }
 
 export interface NatsCluster {
@@ -117,12 +123,14 @@ export interface NatsCluster {
 /**
  * Three nats-server processes on 127.0.0.1 forming one JetStream cluster with the shipped
  * deploy/nats/nats-cluster.conf: only the route addresses, the ports and the store directories are moved.
- * Resolves once JetStream answers (a metadata leader is elected), so a stream can be created at once.
+ * `command` runs each node with a compose service's arguments instead (its config path and monitoring port
+ * moved here). Resolves once JetStream answers (a metadata leader is elected), so a stream can be created.
  */
-export async function startNatsCluster(): Promise<NatsCluster> {
+export async function startNatsCluster(options: { command?: string[] } = {}): Promise<NatsCluster> {
   const names = ['nats-1', 'nats-2', 'nats-3'];
   const routePorts = await Promise.all(names.map(() => freePort()));
   const clientPorts = await Promise.all(names.map(() => freePort()));
+  const monitorPorts = await Promise.all(names.map(() => freePort()));
   const shipped = readFileSync(NATS_CLUSTER_CONFIG, 'utf8');
   const nodes = names.map((name, i) => {
     const dir = mkdtempSync(path.join(tmpdir(), `fleetlog-${name}-`));
@@ -131,16 +139,26 @@ export async function startNatsCluster(): Promise<NatsCluster> {
     names.forEach((other, j) => {
       config = config.replace(`nats-route://${other}:6222`, `nats-route://127.0.0.1:${routePorts[j]}`);
     });
-    if (config.includes(':6222')) throw new Error(`nats-cluster.conf has an address the test cannot move:\n${config}`);
+    if (config.includes(':6222'))
+      throw new Error(`nats-cluster.conf has an address the test cannot move:\n${config}`);
     const file = path.join(dir, 'nats-cluster.conf');
     writeFileSync(file, config);
     mkdirSync(path.join(dir, 'store'), { recursive: true });
+    const args = options.command
+      ? options.command.map((a) =>
+          a === '/etc/nats/nats-cluster.conf' ? file : a === '8222' ? String(monitorPorts[i]) : a,
+        )
+      : ['-c', file];
     const server = natsProcess(
-      ['-c', file, '-a', '127.0.0.1', '-p', String(clientPorts[i])],
+      [...args, '-a', '127.0.0.1', '-p', String(clientPorts[i])],
       { NATS_SERVER_NAME: name },
       dir,
     );
-    return { ...server, name };
+    return {
+      ...server,
+      name,
+      ...(options.command?.includes('8222') ? { monitorUrl: `http://127.0.0.1:${monitorPorts[i]}` } : {}),
+    };
   });
   const destroy = () => Promise.all(nodes.map((n) => n.destroy())).then(() => undefined);
   try {
