@@ -193,6 +193,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
   const tail = {
     active: () => follower !== undefined,
     offer: (events: readonly StoredEvent[]) => follower?.offer(events),
+    delivered: (seq: number) => !follower || follower.delivered() >= seq,
     async waitFor(seq: number) {
       if (follower && !(await follower.reached(seq, timeout)))
         logger.warn({ seq }, 'tail did not deliver appended events in time');

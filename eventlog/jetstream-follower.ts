@@ -8,6 +8,8 @@ export interface JetStreamFollower {
    * back), in any order: each is handed to the listeners once, in seq order, after every event before it.
    */
   offer(events: readonly StoredEvent[]): void;
+  /** The last seq handed to the listeners. */
+  delivered(): number;
   /** Resolves true once everything up to `seq` was handed to the listeners, false after `timeoutMs`. */
   reached(seq: number, timeoutMs: number): Promise<boolean>;
   stop(): void;
@@ -116,6 +118,7 @@ export function createJetStreamFollower(options: JetStreamFollowerOptions): JetS
       const low = lowestHeld() as number;
       if (low > delivered + 1) fill(low - 1);
     },
+    delivered: () => delivered,
     reached(seq, timeoutMs) {
       if (delivered >= seq) return Promise.resolve(true);
       if (stopped) return Promise.resolve(false);

@@ -86,6 +86,16 @@ export function createJetStreamPublisher(
       return;
     }
     let body: PubAckBody;
+    const text = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('latin1');
+    // The usual answer, `{"stream":"S","seq":N}`, without a JSON parse per event.
+    const at = text.indexOf('"seq":');
+    if (at !== -1 && text.indexOf('"error"') === -1 && text.indexOf('"duplicate"') === -1) {
+      const seq = parseInt(text.slice(at + 6), 10);
+      if (seq > 0) {
+        settle(id, { ok: true, seq, duplicate: false });
+        return;
+      }
+    }
     try {
       body = JSON.parse(Buffer.from(m.data).toString('utf8')) as PubAckBody;
     } catch {

@@ -1,4 +1,4 @@
-import { headers, type MsgHdrs } from 'nats';
+import { MsgHdrsImpl, type MsgHdrs } from 'nats';
 import type { NewEvent, StoredEvent } from '../core/event.js';
 
 /** Header that carries an event's per-device `version` (the stream sequence is its `seq`). */
@@ -48,10 +48,14 @@ export function encodeEvent(event: NewEvent): Uint8Array {
  * (`Nats-Expected-Last-Sequence`): the server stores it only if the stream's last sequence is `after`.
  */
 export function publishHeaders(msgId: string, version: number, after: number): MsgHdrs {
-  const h = headers();
-  h.set('Nats-Msg-Id', msgId);
-  h.set(VERSION_HEADER, String(version));
-  h.set('Nats-Expected-Last-Sequence', String(after));
+  // One of these per event: filled directly (the class's public map) rather than through `set`, whose key
+  // canonicalization and value checks cost about as much as the rest of the encoding. The only value that is
+  // not a number is the id, and a header value must not hold CR or LF (it would end the header).
+  if (/[\r\n]/.test(msgId)) throw new Error(`event id ${JSON.stringify(msgId)} holds a line break`);
+  const h = new MsgHdrsImpl();
+  h.headers.set('Nats-Msg-Id', [msgId]);
+  h.headers.set(VERSION_HEADER, [String(version)]);
+  h.headers.set('Nats-Expected-Last-Sequence', [String(after)]);
   return h;
 }
 

@@ -1,3 +1,4 @@
+import type { MsgHdrs } from 'nats';
 import type { NewEvent, StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -18,6 +19,8 @@ export interface JetStreamWriterOptions {
   tail: {
     active(): boolean;
     offer(events: readonly StoredEvent[]): void;
+    /** Whether the tail has handed out everything up to `seq` (or has no listeners). */
+    delivered(seq: number): boolean;
     waitFor(seq: number): Promise<void>;
   };
   /** The stream's last and first sequence when the log opened. */
@@ -151,7 +154,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     if (outcome.seq > req.maxSeq) req.maxSeq = outcome.seq;
     if (--req.left > 0) return;
     const outcomes = req.outcomes as AppendOutcome[];
-    if (!options.tail.active()) req.resolve(outcomes);
+    if (options.tail.delivered(req.maxSeq)) req.resolve(outcomes);
     else
       options.tail.waitFor(req.maxSeq).then(
         () => req.resolve(outcomes),
@@ -215,8 +218,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
         settle(item, { status: 'duplicate', seq: seen });
         continue;
       }
-      publish(item, head, seen !== undefined && seen > 0 ? seen : undefined);
-      published++;
+      if (publish(item, head, seen !== undefined && seen > 0 ? seen : undefined)) published++;
     }
     if (qHead === queue.length) {
       queue = [];
@@ -229,24 +231,36 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     checkIdle();
   }
 
-  function publish(item: Item, head: DeviceHead, removedSeq: number | undefined): void {
+  /** Sends one event as the chain's next; false when it cannot be encoded (its append rejects). */
+  function publish(item: Item, head: DeviceHead, removedSeq: number | undefined): boolean {
     const version = head.nextVersion + 1;
-    head.nextVersion = version;
-    const seq = nextSeq++;
-    const flight: Flight = { item, head, seq, version, followers: [], done: false };
-    slots[seq & SLOT_MASK] = flight;
-    inFlight++;
-    head.recent.set(item.event.id, -seq);
+    const seq = nextSeq;
     // An id whose event retention removed is forgotten (the contract), but the server may still hold it in
     // its duplicate window: a derived id (deterministic, so a second resend is a duplicate of the first).
     const msgId =
       item.msgId ?? (removedSeq === undefined ? item.event.id : `${item.event.id}~${removedSeq}`);
-    publisher.publish(
-      options.subjectOf(item.event.deviceId),
-      encodeEvent(item.event),
-      publishHeaders(msgId, version, seq - 1),
-      (r) => onAck(flight, r),
-    );
+    let body: Uint8Array;
+    let headers: MsgHdrs;
+    try {
+      body = encodeEvent(item.event);
+      headers = publishHeaders(msgId, version, seq - 1);
+    } catch (err) {
+      rejectItem(
+        item,
+        new FleetlogError('ERR_LOG_APPEND_FAILED', `cannot encode event ${JSON.stringify(item.event.id)}`, {
+          cause: err,
+        }),
+      );
+      return false;
+    }
+    head.nextVersion = version;
+    nextSeq++;
+    const flight: Flight = { item, head, seq, version, followers: [], done: false };
+    slots[seq & SLOT_MASK] = flight;
+    inFlight++;
+    head.recent.set(item.event.id, -seq);
+    publisher.publish(options.subjectOf(item.event.deviceId), body, headers, (r) => onAck(flight, r));
+    return true;
   }
 
   function onAck(flight: Flight, r: PubAckResult): void {
