@@ -44,6 +44,8 @@ interface Entry extends DeviceHead {
   state: 'loading' | 'ready' | 'failed';
   /** Bumped by every load started: a load that was overtaken by a newer one is ignored. */
   gen: number;
+  /** When the current load's first attempt started, epoch ms. */
+  loadingSince: number;
   error?: unknown;
   /** Events confirmed while the load was under way: applied on top of what the load returns. */
   early: StoredRef[];
@@ -84,6 +86,8 @@ export interface DeviceHeadsOptions {
   maxDevices: number;
   /** Loads under way at once. */
   maxLoads?: number;
+  /** How long a failing load is retried (a cluster electing a leader answers nothing meanwhile), ms. */
+  retryForMs?: number;
   /** Called when a load completes, so the writer can dispatch the events waiting for it. */
   onLoaded: () => void;
   logger: Logger;
@@ -98,6 +102,7 @@ export interface DeviceHeadsOptions {
 export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
   const { depth, maxDevices, logger } = options;
   const maxLoads = options.maxLoads ?? 256;
+  const retryForMs = options.retryForMs ?? 20_000;
   // Map order is recency: `touch` moves an entry to the end, eviction takes from the front.
   const entries = new Map<string, Entry>();
   let loadQueue: { e: Entry; gen: number }[] = [];
@@ -159,6 +164,17 @@ export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
         (err: unknown) => {
           loading--;
           if (entries.get(e.deviceId) === e && e.gen === gen) {
+            if (Date.now() - e.loadingSince < retryForMs) {
+              // Tried again shortly, as the same load: waiters keep waiting.
+              setTimeout(() => {
+                if (entries.get(e.deviceId) === e && e.gen === gen) {
+                  loadQueue.push({ e, gen });
+                  startLoads();
+                }
+              }, 250).unref();
+              startLoads();
+              return;
+            }
             e.state = 'failed';
             e.error = err;
             logger.warn({ err, deviceId: e.deviceId }, 'device head lookup failed');
@@ -181,6 +197,7 @@ export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
     e.state = 'loading';
     e.early = [];
     e.gen++;
+    e.loadingSince = Date.now();
     loadQueue.push({ e, gen: e.gen });
     startLoads();
   }
@@ -195,6 +212,7 @@ export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
       dirty: false,
       state: 'loading',
       gen: 0,
+      loadingSince: 0,
       early: [],
       pins: 0,
       waiters: [],

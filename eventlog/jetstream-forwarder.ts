@@ -10,8 +10,7 @@ export interface ForwardRequest {
 
 /** The writer's answer: per append, its outcomes or why it failed; or that it is not the writer (any more). */
 export type ForwardReply =
-  | { results: ({ outcomes: AppendOutcome[] } | { error: string })[] }
-  | { notWriter: true };
+  { results: ({ outcomes: AppendOutcome[] } | { error: string })[] } | { notWriter: true };
 
 /** Why a forwarded batch got no answer. */
 export type ForwardFailure =
@@ -113,7 +112,10 @@ export function createJetStreamForwarder(options: ForwarderOptions): JetStreamFo
           if (r && 'outcomes' in r) a.resolve(r.outcomes);
           else
             a.reject(
-              new FleetlogError('ERR_LOG_APPEND_FAILED', `append failed at the writer: ${r?.error ?? 'no answer'}`),
+              new FleetlogError(
+                'ERR_LOG_APPEND_FAILED',
+                `append failed at the writer: ${r?.error ?? 'no answer'}`,
+              ),
             );
         });
       })

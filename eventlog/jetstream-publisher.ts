@@ -160,10 +160,18 @@ export function createJetStreamPublisher(
       waiting.set(id, { done, deadline: Date.now() + timeoutMs });
       startSweep();
       try {
-        nc.publish(subject, body, headers ? { reply: `${prefix}${id}`, headers } : { reply: `${prefix}${id}` });
+        nc.publish(
+          subject,
+          body,
+          headers ? { reply: `${prefix}${id}`, headers } : { reply: `${prefix}${id}` },
+        );
       } catch (err) {
         // Closed connection, payload over max_payload: nothing left the client.
-        settle(id, { ok: false, stored: false, description: err instanceof Error ? err.message : String(err) });
+        settle(id, {
+          ok: false,
+          stored: false,
+          description: err instanceof Error ? err.message : String(err),
+        });
       }
     },
     inFlight: () => waiting.size,

@@ -39,7 +39,11 @@ export function decodeDeviceToken(token: string): string {
  */
 export function encodeEvent(event: NewEvent): Uint8Array {
   if (!('seq' in event) && !('version' in event)) return Buffer.from(JSON.stringify(event));
-  const { seq: _seq, version: _version, ...envelope } = event as NewEvent & { seq?: number; version?: number };
+  const {
+    seq: _seq,
+    version: _version,
+    ...envelope
+  } = event as NewEvent & { seq?: number; version?: number };
   return Buffer.from(JSON.stringify(envelope));
 }
 

@@ -1,4 +1,11 @@
-import { NatsError, nuid, type JetStreamManager, type Msg, type NatsConnection, type Subscription } from 'nats';
+import {
+  NatsError,
+  nuid,
+  type JetStreamManager,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from 'nats';
 import type { NewEvent, StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -136,7 +143,8 @@ export function createWriterRole(options: WriterRoleOptions): WriterRole {
       logger.info({ writer: a.id }, 'forwarding appends to the stream writer');
       return;
     }
-    if (mode === 'forwarding') await forwarder?.idle();
+    // Requests still out to the old writer are not waited for: they settle on their own (answered, or
+    // rejected after their timeout, and then sent again by their callers and deduplicated).
     if (!a || a.id !== myId) await announce();
     if (mode !== 'writer') logger.info({ writer: myId }, 'writing to the stream');
     mode = 'writer';

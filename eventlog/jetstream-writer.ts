@@ -237,8 +237,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     const seq = nextSeq;
     // An id whose event retention removed is forgotten (the contract), but the server may still hold it in
     // its duplicate window: a derived id (deterministic, so a second resend is a duplicate of the first).
-    const msgId =
-      item.msgId ?? (removedSeq === undefined ? item.event.id : `${item.event.id}~${removedSeq}`);
+    const msgId = item.msgId ?? (removedSeq === undefined ? item.event.id : `${item.event.id}~${removedSeq}`);
     let body: Uint8Array;
     let headers: MsgHdrs;
     try {
