@@ -178,12 +178,12 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
     unindexedLookbackMs: UNINDEXED_LOOKBACK_MS,
     logger,
   });
-  let writer: JetStreamWriter | undefined;
   const heads = createDeviceHeads({
     load: (deviceId) => index.loadHead(deviceId),
     depth,
     maxDevices: options.maxCachedDevices ?? 20_000,
-    onLoaded: () => writer?.kick(),
+    // Loads start with the first append, after the writer exists.
+    onLoaded: () => writer.kick(),
     logger,
   });
 
@@ -201,8 +201,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
   };
   const appendTimeoutMs = options.appendTimeoutMs ?? 30_000;
 
-  let role: WriterRole | undefined;
-  writer = createJetStreamWriter({
+  const writer: JetStreamWriter = createJetStreamWriter({
     publisher,
     heads,
     subjectOf,
@@ -212,11 +211,11 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
     lastSeq: info.state.last_seq,
     firstSeq: info.state.first_seq,
     appendTimeoutMs,
-    onForeignWrites: () => role?.foreignWrites(),
+    onForeignWrites: () => role.foreignWrites(),
     logger,
   });
   const w = writer;
-  role = createWriterRole({
+  const role: WriterRole = createWriterRole({
     nc,
     jsm,
     publisher,

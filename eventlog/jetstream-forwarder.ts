@@ -120,7 +120,7 @@ export function createJetStreamForwarder(options: ForwarderOptions): JetStreamFo
         });
       })
       .catch((err: unknown) => {
-        const gone = err instanceof NatsError && err.code === ErrorCode.NoResponders;
+        const gone = err instanceof NatsError && err.code === String(ErrorCode.NoResponders);
         options.onFailure(gone ? 'gone' : 'unknown', take);
       })
       .finally(() => {

@@ -1,4 +1,4 @@
-import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
+import { createInbox, Events, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 
 /** What one publish to a stream came to. */
 export type PubAckResult =
@@ -143,10 +143,11 @@ export function createJetStreamPublisher(
 
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect') {
+      const type: string = status.type;
+      if (type === String(Events.Disconnect)) {
         up = false;
         failAll('connection to NATS lost');
-      } else if (status.type === 'reconnect') up = true;
+      } else if (type === String(Events.Reconnect)) up = true;
     }
   })().catch(() => undefined);
 

@@ -39,11 +39,9 @@ export function decodeDeviceToken(token: string): string {
  */
 export function encodeEvent(event: NewEvent): Uint8Array {
   if (!('seq' in event) && !('version' in event)) return Buffer.from(JSON.stringify(event));
-  const {
-    seq: _seq,
-    version: _version,
-    ...envelope
-  } = event as NewEvent & { seq?: number; version?: number };
+  const envelope: Record<string, unknown> = { ...event };
+  delete envelope.seq;
+  delete envelope.version;
   return Buffer.from(JSON.stringify(envelope));
 }
 

@@ -157,7 +157,7 @@ export function createWriterRole(options: WriterRoleOptions): WriterRole {
       nc,
       subject: a.subject,
       timeoutMs: options.timeoutMs,
-      offer: options.tail.offer,
+      offer: (events) => options.tail.offer(events),
       async waitFor(seq) {
         forwardedMax = Math.max(forwardedMax, seq);
         await options.tail.waitFor(seq);

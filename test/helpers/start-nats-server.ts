@@ -189,7 +189,8 @@ async function waitForJetStream(servers: string[], timeoutMs = 20_000): Promise<
         await (await nc.jetstreamManager({ timeout: 2000 })).getAccountInfo();
         return;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`JetStream did not become ready: ${String(err)}`);
+        if (Date.now() > deadline)
+          throw new Error(`JetStream did not become ready: ${String(err)}`, { cause: err });
         await new Promise((r) => setTimeout(r, 200));
       }
     }
