@@ -38,6 +38,8 @@ export interface DeviceHead {
   readonly recent: Map<string, number>;
   /** Changed since its id index entry was last written. */
   dirty: boolean;
+  /** The device's subject in the events stream, once the writer has worked it out. */
+  subject?: string;
 }
 
 interface Entry extends DeviceHead {

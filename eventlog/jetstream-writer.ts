@@ -258,7 +258,8 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
     slots[seq & SLOT_MASK] = flight;
     inFlight++;
     head.recent.set(item.event.id, -seq);
-    publisher.publish(options.subjectOf(item.event.deviceId), body, headers, (r) => onAck(flight, r));
+    head.subject ??= options.subjectOf(item.event.deviceId);
+    publisher.publish(head.subject, body, headers, (r) => onAck(flight, r));
     return true;
   }
 
