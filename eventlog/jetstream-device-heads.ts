@@ -69,6 +69,8 @@ export interface DeviceHeads {
   whenLoaded(deviceId: string): Promise<void>;
   /** An event known to be stored: moves the head forward (if newer) and remembers its id. */
   confirm(event: StoredRef, own: boolean): void;
+  /** The writer's own event, acknowledged at `seq`: the same as `confirm`, on the head it already holds. */
+  confirmOwn(head: DeviceHead, id: string, seq: number, version: number): void;
   /** An id the server reported stored at `seq` (a duplicate it caught): remembered, the head unchanged. */
   rememberId(deviceId: string, id: string, seq: number): void;
   /** Every in-flight assignment was withdrawn: next versions go back to the confirmed ones. */
@@ -127,11 +129,11 @@ export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
     }
   }
 
-  function apply(e: Entry, ev: StoredRef, own: boolean): void {
-    remember(e, ev.id, ev.seq);
-    if (ev.seq > e.seq) {
-      e.seq = ev.seq;
-      if (ev.version > e.version) e.version = ev.version;
+  function apply(e: Entry, id: string, seq: number, version: number, own: boolean): void {
+    remember(e, id, seq);
+    if (seq > e.seq) {
+      e.seq = seq;
+      if (version > e.version) e.version = version;
       if (e.version > e.nextVersion) e.nextVersion = e.version;
     }
     // Own appends are this process's to index; events read back were indexed by whoever wrote them.
@@ -157,7 +159,7 @@ export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
             e.recent.clear();
             for (const [id, seq] of loaded.recent) remember(e, id, seq);
             e.dirty = loaded.stale;
-            for (const ev of e.early) apply(e, ev, false);
+            for (const ev of e.early) apply(e, ev.id, ev.seq, ev.version, false);
             e.early = [];
             e.state = 'ready';
           }
@@ -264,7 +266,12 @@ export function createDeviceHeads(options: DeviceHeadsOptions): DeviceHeads {
       const e = entries.get(ev.deviceId);
       if (!e) return; // not cached: a later load reads it from the stream
       if (e.state === 'loading') e.early.push(ev);
-      else if (e.state === 'ready') apply(e, ev, own);
+      else if (e.state === 'ready') apply(e, ev.id, ev.seq, ev.version, own);
+    },
+    confirmOwn(head, id, seq, version) {
+      const e = head as Entry;
+      if (e.state === 'loading') e.early.push({ id, deviceId: e.deviceId, seq, version });
+      else if (e.state === 'ready') apply(e, id, seq, version, true);
     },
     rememberId(deviceId, id, seq) {
       const e = entries.get(deviceId);

@@ -50,10 +50,10 @@ export function encodeEvent(event: NewEvent): Uint8Array {
  * (`Nats-Expected-Last-Sequence`): the server stores it only if the stream's last sequence is `after`.
  */
 export function publishHeaders(msgId: string, version: number, after: number): MsgHdrs {
-  // One of these per event: filled directly (the class's public map) rather than through `set`, whose key
-  // canonicalization and value checks cost about as much as the rest of the encoding. The only value that is
-  // not a number is the id, and a header value must not hold CR or LF (it would end the header).
+  // A header value must not hold CR or LF (it would end the header); the id is the only one not a number.
   if (/[\r\n]/.test(msgId)) throw new Error(`event id ${JSON.stringify(msgId)} holds a line break`);
+  // One per event: filled through the class's public map, not `set`, whose key canonicalization and value
+  // checks cost about as much as the rest of the encoding.
   const h = new MsgHdrsImpl();
   h.headers.set('Nats-Msg-Id', [msgId]);
   h.headers.set(VERSION_HEADER, [String(version)]);

@@ -277,13 +277,13 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
         // Cannot happen while the fence holds; if it does, our picture of the stream is wrong.
         logger.error({ expected: flight.seq, got: r.seq }, 'event stored at an unexpected position');
         breakChain(true, 'stored at an unexpected position');
+        flight.seq = r.seq;
       }
-      const { event } = item;
-      heads.confirm({ id: event.id, deviceId: event.deviceId, seq: r.seq, version: flight.version }, true);
+      heads.confirmOwn(head, item.event.id, r.seq, flight.version);
       confirmKnown(r.seq);
-      if (options.tail.active()) options.tail.offer([{ ...event, seq: r.seq, version: flight.version }]);
-      settle(item, { status: 'appended', seq: r.seq, version: flight.version });
-      for (const f of flight.followers) settle(f, { status: 'duplicate', seq: r.seq });
+      // The tail and the callers are told once per batch of answers (one socket read), not per event.
+      acked.push(flight);
+      if (acked.length === 1) queueMicrotask(flushAcked);
     } else if (r.ok) {
       // The server's duplicate window knew the id: nothing stored, so the chain breaks here.
       breakChain(false, 'duplicate caught by the server');
@@ -321,6 +321,20 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
       if (f && f.seq === s && !f.done)
         onAck(f, { ok: false, stored: 'unknown', description: 'sent to a stream leader that is gone' });
     }
+  }
+
+  /** Stored events whose tail offer and settlement wait for the end of this batch of answers. */
+  let acked: Flight[] = [];
+  function flushAcked(): void {
+    const take = acked;
+    acked = [];
+    if (options.tail.active())
+      options.tail.offer(take.map((f) => ({ ...f.item.event, seq: f.seq, version: f.version })));
+    for (const f of take) {
+      settle(f.item, { status: 'appended', seq: f.seq, version: f.version });
+      for (const follower of f.followers) settle(follower, { status: 'duplicate', seq: f.seq });
+    }
+    checkIdle();
   }
 
   let lostTrack = false;
@@ -422,7 +436,7 @@ export function createJetStreamWriter(options: JetStreamWriterOptions): JetStrea
   }
 
   function checkIdle(): void {
-    if (qHead < queue.length || inFlight > 0 || failed.length > 0 || restarting) return;
+    if (qHead < queue.length || inFlight > 0 || failed.length > 0 || acked.length > 0 || restarting) return;
     const waiters = idleWaiters;
     idleWaiters = [];
     for (const w of waiters) w();
