@@ -102,7 +102,10 @@ export async function startNatsNodes(count: 1 | 3): Promise<NatsNodes> {
       const deadline = Date.now() + 30_000;
       for (;;) {
         try {
-          await (await nc.jetstreamManager({ timeout: 2000 })).getAccountInfo();
+          // Ready when a stream of `count` replicas can be placed: every node's JetStream has joined.
+          const jsm = await nc.jetstreamManager({ timeout: 2000 });
+          await jsm.streams.add({ name: 'READY_PROBE', subjects: ['ready.probe'], num_replicas: count });
+          await jsm.streams.delete('READY_PROBE');
           break;
         } catch (err) {
           if (Date.now() > deadline) throw err;

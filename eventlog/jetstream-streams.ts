@@ -31,6 +31,10 @@ function apiErrorCode(err: unknown): number | undefined {
 const ERR_STREAM_NOT_FOUND = 10059;
 /** 10074: "replicas > 1 not supported in non-clustered mode". */
 const ERR_REPLICAS_NOT_SUPPORTED = 10074;
+/** 10005: "no suitable peers for placement": fewer JetStream servers than replicas have joined the cluster. */
+const ERR_NO_PEERS = 10005;
+/** How long creation waits for a cluster whose servers are still joining, ms. */
+const JOIN_WAIT_MS = 15_000;
 
 /**
  * Opens (creating when missing) the events stream and its id index stream, and checks that an existing
@@ -39,7 +43,7 @@ const ERR_REPLICAS_NOT_SUPPORTED = 10074;
 export async function openStreams(jsm: JetStreamManager, options: StreamsOptions): Promise<StreamInfo> {
   const { stream, prefix, replicas, logger } = options;
   const tooFewServers = (err: unknown, name: string) =>
-    apiErrorCode(err) === ERR_REPLICAS_NOT_SUPPORTED
+    apiErrorCode(err) === ERR_REPLICAS_NOT_SUPPORTED || apiErrorCode(err) === ERR_NO_PEERS
       ? new FleetlogError(
           'ERR_CONFIG_INVALID',
           `cannot create stream ${name} with ${replicas} replicas: ${(err as Error).message}. Run a NATS cluster of at least ${replicas} servers, or set --nats-replicas 1 (FLEETLOG_NATS_REPLICAS) for one server.`,
@@ -51,10 +55,16 @@ export async function openStreams(jsm: JetStreamManager, options: StreamsOptions
       return await jsm.streams.info(name);
     } catch (err) {
       if (apiErrorCode(err) !== ERR_STREAM_NOT_FOUND) throw err;
-      try {
-        return await create();
-      } catch (createErr) {
-        throw tooFewServers(createErr, name);
+      // A cluster that is starting places replicas only once enough of its servers have joined.
+      for (const deadline = Date.now() + JOIN_WAIT_MS; ;) {
+        try {
+          return await create();
+        } catch (createErr) {
+          if (apiErrorCode(createErr) !== ERR_NO_PEERS || Date.now() > deadline)
+            throw tooFewServers(createErr, name);
+          logger.info({ stream: name }, 'waiting for the cluster to place the stream replicas');
+          await new Promise((r) => setTimeout(r, 500));
+        }
       }
     }
   };

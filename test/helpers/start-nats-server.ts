@@ -179,14 +179,20 @@ export async function startNatsCluster(options: { command?: string[] } = {}): Pr
   };
 }
 
-/** Waits until JetStream's API answers through these servers (a cluster answers once it elected a leader). */
+/** Waits until a stream of one replica per server can be placed: every server's JetStream has joined. */
 async function waitForJetStream(servers: string[], timeoutMs = 20_000): Promise<void> {
   const nc = await connect({ servers });
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
-        await (await nc.jetstreamManager({ timeout: 2000 })).getAccountInfo();
+        const jsm = await nc.jetstreamManager({ timeout: 2000 });
+        await jsm.streams.add({
+          name: 'READY_PROBE',
+          subjects: ['ready.probe'],
+          num_replicas: servers.length,
+        });
+        await jsm.streams.delete('READY_PROBE');
         return;
       } catch (err) {
         if (Date.now() > deadline)
