@@ -20,7 +20,7 @@
  *   duplicate window, a restart and a change of writer; loads a device's head and repairs a lagging entry.
  *   The flush timer here decides when dirty entries are written.
  * - follower (jetstream-follower.ts): the tail; owns the delivered watermark and the events held for order.
- * - reads (jetstream-scan.ts): `readAll`, `readStream`, `readStreamByTime` through short-lived consumers.
+ * - reader (jetstream-reader.ts, jetstream-scan.ts): the reads, through short-lived consumers; no state.
  * - retention (`removeBefore` below): reads the oldest events, persists the versions of devices whose whole
  *   stream goes, and purges the prefix.
  *
@@ -36,29 +36,28 @@
  * - Dedup: the device's recent ids (`dedupDepth`, default 64; memory and the id index), then the server's
  *   `Nats-Msg-Id` window (`duplicateWindowMs`). A resend of a device's event older than its last `dedupDepth`
  *   events and older than the window is appended again.
- * - Reads by event time scan the device's subject (JetStream has no index on the payload's time): one pass
- *   over the device's stream per page, memory O(limit).
+ * - Reads by event time scan the device's subject (JetStream has no index on the payload's time).
  *
  * Durability: see README "Event log on NATS JetStream" and deploy/nats/nats-server.conf. In short, with
  * nats-server 2.9 a PubAck means written to the file store (page cache) of each acknowledging server, fsync'd
  * every 2 minutes (hard-coded in 2.9): it survives a server process crash, not the loss of power of a machine;
  * R3 replication across machines is what protects against that.
  */
-import { NatsError, connect, type NatsConnection } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 import type { StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { EventLog, TailListener, TimePage } from './event-log.js';
+import type { EventLog, TailListener } from './event-log.js';
 import { createDeviceHeads } from './jetstream-device-heads.js';
 import { createJetStreamFollower, type JetStreamFollower } from './jetstream-follower.js';
 import { createIdIndex } from './jetstream-id-index.js';
 import { createJetStreamPublisher } from './jetstream-publisher.js';
+import { createJetStreamReader } from './jetstream-reader.js';
 import { scanStream, type ScanTarget } from './jetstream-scan.js';
 import { openStreams } from './jetstream-streams.js';
-import { decodeEvent, encodeDeviceToken } from './jetstream-subjects.js';
+import { encodeDeviceToken } from './jetstream-subjects.js';
 import { createWriterRole, type WriterRole } from './jetstream-writer-role.js';
 import { createJetStreamWriter, type JetStreamWriter } from './jetstream-writer.js';
-import { afterCursor, byTimeThenSeq } from './time-order.js';
 
 export interface JetStreamEventLogOptions {
   /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`; the client learns the rest of a cluster from it. */
@@ -89,8 +88,6 @@ export interface JetStreamEventLogOptions {
  * a device a writer appended but had not indexed yet when it died are within its flush interval of the last.
  */
 const UNINDEXED_LOOKBACK_MS = 10 * 60_000;
-/** Catch-up reads up to this many events are made one message get each (see `readCatchUp`). */
-const CATCH_UP_BY_GET = 2000;
 /** How often the tail looks for other processes' events while this one appends none, ms. */
 const TAIL_POLL_MS = 100;
 
@@ -132,34 +129,11 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
   });
 
   const subjectOf = (deviceId: string) => `${prefix}.${encodeDeviceToken(deviceId)}`;
-  const readAll = async (after: number, limit: number) => {
-    const events: StoredEvent[] = [];
-    await scanStream(target, `${prefix}.>`, after + 1, limit, (e) => events.push(e) < limit);
-    return events;
-  };
   // Asked while a cluster elects the stream's leader, which answers nothing until then: a short timeout and
   // the writer's retries find the new leader about a second after its election, not after a 10 s timeout.
   const jsmQuick = await nc.jetstreamManager({ timeout: Math.min(timeout, 1000) });
-  /**
-   * The writer's catch-up after a break: usually the few hundred events that were in flight. Read one
-   * `STREAM.MSG.GET` each, all at once, because the stream's leader answers those by itself, while creating
-   * a consumer (readAll) needs the cluster's metadata leader too, and that may be the node that just died.
-   */
-  const readCatchUp = async (after: number, limit: number): Promise<StoredEvent[]> => {
-    if (limit > CATCH_UP_BY_GET) return readAll(after, limit);
-    const got = await Promise.all(
-      Array.from({ length: limit }, (_, i) =>
-        jsm.streams.getMessage(stream, { seq: after + 1 + i }).then(
-          (m) => decodeEvent(m.seq, m.header, m.data),
-          (err: unknown) => {
-            if (err instanceof NatsError && err.api_error?.err_code === 10037) return undefined; // removed
-            throw err;
-          },
-        ),
-      ),
-    );
-    return got.filter((e): e is StoredEvent => e !== undefined);
-  };
+  const reader = createJetStreamReader({ target, jsm, stream, prefix, subjectOf });
+  const readAll = (after: number, limit: number) => reader.readAll(after, limit);
   const streamState = async () => {
     const state = (await jsmQuick.streams.info(stream)).state;
     return { lastSeq: state.last_seq, firstSeq: state.first_seq };
@@ -206,7 +180,7 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
     heads,
     subjectOf,
     streamState,
-    readAfter: readCatchUp,
+    readAfter: (after, limit) => reader.readCatchUp(after, limit),
     tail,
     lastSeq: info.state.last_seq,
     firstSeq: info.state.first_seq,
@@ -247,40 +221,8 @@ export async function createJetStreamEventLog(options: JetStreamEventLogOptions)
       return r.append(events);
     },
     readAll: ({ after, limit }) => readAll(after, limit),
-    async readStream(deviceId, { fromVersion, limit }) {
-      const events: StoredEvent[] = [];
-      if (limit <= 0) return events;
-      await scanStream(target, subjectOf(deviceId), 1, Number.MAX_SAFE_INTEGER, (e) => {
-        if (e.version >= fromVersion) events.push(e);
-        return events.length < limit;
-      });
-      return events;
-    },
-    async readStreamByTime(deviceId, { from, to, types, after, limit }): Promise<TimePage> {
-      // The first limit + 1 matches in (time, seq) order, kept sorted: one more than a page tells that more follow.
-      const kept: StoredEvent[] = [];
-      await scanStream(target, subjectOf(deviceId), 1, Number.MAX_SAFE_INTEGER, (e) => {
-        if (from !== undefined && e.time < from) return true;
-        if (to !== undefined && e.time >= to) return true;
-        if (types && !types.includes(e.type)) return true;
-        if (after && !afterCursor(e, after)) return true;
-        let lo = 0;
-        let hi = kept.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (byTimeThenSeq(kept[mid] as StoredEvent, e) < 0) lo = mid + 1;
-          else hi = mid;
-        }
-        if (lo <= limit) kept.splice(lo, 0, e);
-        if (kept.length > limit + 1) kept.pop();
-        return true;
-      });
-      const page = kept.slice(0, limit);
-      const last = page.at(-1);
-      return kept.length > limit && last
-        ? { events: page, next: { time: last.time, seq: last.seq } }
-        : { events: page };
-    },
+    readStream: (deviceId, o) => reader.readStream(deviceId, o),
+    readStreamByTime: (deviceId, o) => reader.readStreamByTime(deviceId, o),
     subscribe(listener) {
       listeners.add(listener);
       follower ??= createJetStreamFollower({
