@@ -3,12 +3,18 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect as connectNats } from 'nats';
 import { parse as parseYaml } from 'yaml';
 import type { SinkStatus } from '../processors/sink-runner.js';
 import { hasCommand } from './helpers/has-command.js';
 import { acceptedLines, startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.js';
 import { freePort } from './helpers/spawn-server.js';
-import { startNatsServer, type NatsServer } from './helpers/start-nats-server.js';
+import {
+  startNatsCluster,
+  startNatsServer,
+  type NatsCluster,
+  type NatsServer,
+} from './helpers/start-nats-server.js';
 import { waitFor } from './helpers/start-test-server.js';
 import { startVictoriaMetrics, type VictoriaMetrics } from './helpers/start-victoria-metrics.js';
 
@@ -160,6 +166,8 @@ describe('docker-compose demo files', () => {
   it('come up in order: every depends_on waits for a healthcheck', () => {
     const services = rawCompose.services;
     expect(Object.keys(services).sort()).toEqual([
+      'cluster-fleetlog',
+      'cluster-simulator',
       'fleetlog',
       'grafana',
       'influxdb',
@@ -167,6 +175,9 @@ describe('docker-compose demo files', () => {
       'ingest-b',
       'mosquitto',
       'nats',
+      'nats-1',
+      'nats-2',
+      'nats-3',
       'processor',
       'scale-simulator',
       'simulator',
@@ -175,6 +186,10 @@ describe('docker-compose demo files', () => {
       Object.entries(s.depends_on ?? {}).map(([on, c]) => `${name}->${on}:${c.condition}`),
     );
     expect(edges.sort()).toEqual([
+      'cluster-fleetlog->nats-1:service_healthy',
+      'cluster-fleetlog->nats-2:service_healthy',
+      'cluster-fleetlog->nats-3:service_healthy',
+      'cluster-simulator->cluster-fleetlog:service_healthy',
       'fleetlog->influxdb:service_healthy',
       'grafana->influxdb:service_healthy',
       'ingest-a->mosquitto:service_healthy',
@@ -196,12 +211,18 @@ describe('docker-compose demo files', () => {
       'ingest-a',
       'ingest-b',
       'processor',
+      'nats-1',
+      'nats-2',
+      'nats-3',
+      'cluster-fleetlog',
     ])
       expect(services[name]?.healthcheck?.test[0], name).toBe('CMD');
     expect(services.nats?.profiles).toEqual(['nats', 'scale']);
     // The scale profile adds services; a plain `docker compose up` starts none of them.
     for (const name of ['mosquitto', 'ingest-a', 'ingest-b', 'processor', 'scale-simulator'])
       expect(services[name]?.profiles, name).toEqual(['scale']);
+    for (const name of ['nats-1', 'nats-2', 'nats-3', 'cluster-fleetlog', 'cluster-simulator'])
+      expect(services[name]?.profiles, name).toEqual(['cluster']);
     expect(services.influxdb?.image).toMatch(/^influxdb:2\.\d+$/);
     expect(services.influxdb?.environment?.DOCKER_INFLUXDB_INIT_MODE).toBe('setup');
   });
@@ -664,5 +685,99 @@ describe.skipIf(
 
       for (const p of [proc, b, a]) expect(await stop(p.child, 'SIGTERM')).toBe(0);
     }, 120_000);
+  },
+);
+
+describe.skipIf(!hasCommand('docker-compose') || !hasCommand('nats-server'))(
+  'the cluster profile runs outside Docker: three JetStream nodes, fleetlog on them at 3 replicas, a simulated fleet (apt-get install docker-compose nats-server; .ci/run installs them)',
+  () => {
+    const children: ChildProcess[] = [];
+    let cluster: NatsCluster | undefined;
+    let dir: string | undefined;
+    afterAll(async () => {
+      for (const c of children.reverse()) await stop(c, 'SIGKILL');
+      await cluster?.destroy();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }, 30_000);
+
+    it('the nodes form one cluster and pass their healthchecks; fleetlog creates the stream at 3 replicas and takes the fleet', async () => {
+      const { services } = resolvedCompose();
+      const names = ['nats-1', 'nats-2', 'nats-3'];
+      const nodes = names.map((name) => services[name] ?? {});
+      for (const [i, node] of nodes.entries()) {
+        expect(node.command).toEqual(['-c', '/etc/nats/nats-cluster.conf', '-m', '8222']);
+        expect(node.environment).toEqual({ NATS_SERVER_NAME: names[i] });
+        expect(rawCompose.services[names[i] ?? '']?.volumes ?? nodes[i]?.volumes).toEqual([
+          './deploy/nats/nats-cluster.conf:/etc/nats/nats-cluster.conf:ro',
+          './deploy/nats/nats-server.conf:/etc/nats/nats-server.conf:ro',
+          `${names[i]}-data:/data`,
+        ]);
+      }
+      // The service's command and config, with only the addresses, ports and volumes moved.
+      cluster = await startNatsCluster({ command: nodes[0]?.command ?? [] });
+      for (const [i, node] of cluster.nodes.entries()) {
+        const url = (nodes[i]?.healthcheck?.test.at(-1) ?? '').replace(
+          'http://127.0.0.1:8222',
+          node.monitorUrl ?? '',
+        );
+        expect(url).toBe(`${node.monitorUrl}/healthz?js-enabled-only=true`);
+        const res = await fetch(url);
+        expect(res.status, node.name).toBe(200);
+      }
+
+      const fleetlog = services['cluster-fleetlog'] ?? {};
+      const simulator = services['cluster-simulator'] ?? {};
+      expect(fleetlog.environment?.FLEETLOG_NATS_URL).toBe('nats://nats-1:4222');
+      expect(fleetlog.environment?.FLEETLOG_NATS_REPLICAS).toBe('3');
+      const base = mkdtempSync(path.join(tmpdir(), 'fleetlog-cluster-compose-'));
+      dir = base;
+      const [mqttPort, httpPort] = [await freePort(), await freePort()];
+      const server = run(fleetlog, {
+        ...fleetlog.environment,
+        FLEETLOG_HOST: '127.0.0.1',
+        FLEETLOG_DATA_DIR: base,
+        FLEETLOG_MQTT_PORT: String(mqttPort),
+        FLEETLOG_HTTP_PORT: String(httpPort),
+        FLEETLOG_NATS_URL: cluster.node('nats-1').url,
+      });
+      children.push(server.child);
+      await waitFor(() => (server.output().includes('fleetlog is up') ? true : undefined), 20_000).catch(
+        () => {
+          throw new Error(`cluster-fleetlog did not start:\n${server.output()}`);
+        },
+      );
+      const health = (fleetlog.healthcheck?.test ?? [])
+        .slice(2)
+        .map((a) => a.replace(':8080/', `:${httpPort}/`));
+      expect(spawnSync(process.execPath, health, { encoding: 'utf8' }).status).toBe(0);
+
+      expect(simulator.environment).toEqual({
+        FLEETLOG_MQTT_URL: 'mqtt://cluster-fleetlog:1883',
+        FLEETLOG_API_URL: 'http://cluster-fleetlog:8080',
+        FLEETLOG_API_TOKEN: 'fleetlog-demo-api-token',
+      });
+      const sim = run(simulator, {
+        ...simulator.environment,
+        FLEETLOG_MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
+        FLEETLOG_API_URL: `http://127.0.0.1:${httpPort}`,
+      });
+      children.push(sim.child);
+      const nc = await connectNats({ servers: cluster.nodes.map((n) => n.url) });
+      try {
+        const jsm = await nc.jetstreamManager();
+        const info = await waitFor(async () => {
+          const i = await jsm.streams.info('FLEETLOG_EVENTS').catch(() => undefined);
+          return i && i.state.last_seq >= 200 ? i : undefined;
+        }, 30_000);
+        expect(info.config.num_replicas).toBe(3);
+        expect([info.cluster?.leader, ...(info.cluster?.replicas ?? []).map((r) => r.name)].sort()).toEqual(
+          names,
+        );
+      } finally {
+        await nc.close();
+      }
+      expect(await stop(sim.child, 'SIGTERM')).toBe(0);
+      expect(await stop(server.child, 'SIGTERM')).toBe(0);
+    }, 90_000);
   },
 );
