@@ -142,6 +142,8 @@ export async function startFleetlogOnJetStreamCluster(): Promise<BenchServer> {
     return {
       url: fleetlog.url,
       received: () => fleetlog.received(),
+      receivedIds: () => fleetlog.receivedIds(),
+      once: fleetlog.once,
       cpuSeconds: () => fleetlog.cpuSeconds() + nats.cpuSeconds(),
       async close() {
         await fleetlog.close();
