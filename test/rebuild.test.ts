@@ -147,7 +147,20 @@ describe('rebuild on request over the API', () => {
       '1m': naiveSeries(of('rb-1'), 'temp', MIN),
       '1h': naiveSeries(of('rb-1'), 'temp', 60 * MIN),
     };
-    const readDevices = () => getJson<unknown>(server, '/api/devices');
+    // The aggregates; the accounting beside them is checked on its own below.
+    const readDevices = async (): Promise<unknown> => {
+      const page = await getJson<{ devices: Record<string, unknown>[]; next: string | null }>(
+        server,
+        '/api/devices',
+      );
+      return { ...page, devices: page.devices.map(({ accounting: _, ...aggregate }) => aggregate) };
+    };
+    const readAppended = async () =>
+      (await getJson<{ appended: number }>(server, '/api/devices/rb-1/accounting')).appended;
+    const appended = of('rb-1').filter(
+      (e) => e.type !== 'DeviceConnected' && e.type !== 'DeviceDisconnected',
+    ).length;
+    expect(await readAppended()).toBe(appended);
     const readAsOf = async () =>
       (await getJson<{ state: unknown }>(server, `/api/devices/rb-2/state?at=${asOf}`)).state;
     const readSeries = async (every: '1m' | '1h') =>
@@ -165,7 +178,7 @@ describe('rebuild on request over the API', () => {
     expect(await readSeries('1h')).toEqual([]);
 
     expect(await rebuild(server, 'device-state')).toEqual({ rebuilding: ['device-state'] });
-    await eventually(readDevices, devices);
+    await eventually<unknown>(readDevices, devices);
     expect(await readAsOf()).toEqual(asOfState);
     // Only device-state was asked for.
     expect(await readSeries('1h')).toEqual([]);
@@ -174,10 +187,15 @@ describe('rebuild on request over the API', () => {
     await eventually(() => readSeries('1m'), series['1m']);
     await eventually(() => readSeries('1h'), series['1h']);
 
+    // The accounting: wiped, it answers 404 (nothing of rb-1 known); rebuilt on request, it counts again.
+    expect(await rebuild(server, 'accounting')).toEqual({ rebuilding: ['accounting'] });
+    await eventually(readAppended, appended);
+
     // All at once.
     wipeReadModels(readSide.db);
-    expect(await rebuild(server)).toEqual({ rebuilding: ['device-state', 'telemetry-series'] });
-    await eventually(readDevices, devices);
+    expect(await rebuild(server)).toEqual({ rebuilding: ['device-state', 'telemetry-series', 'accounting'] });
+    await eventually(readAppended, appended);
+    await eventually<unknown>(readDevices, devices);
     await eventually(() => readSeries('1m'), series['1m']);
     await eventually(() => readSeries('1h'), series['1h']);
     expect(await readAsOf()).toEqual(asOfState);
@@ -191,6 +209,7 @@ describe('rebuild on request over the API', () => {
     ).toEqual([
       expect.objectContaining({ name: 'device-state', position: stored.length, state: 'running' }),
       expect.objectContaining({ name: 'telemetry-series', position: stored.length, state: 'running' }),
+      expect.objectContaining({ name: 'accounting', position: stored.length, state: 'running' }),
     ]);
   });
 });

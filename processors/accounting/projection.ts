@@ -65,8 +65,8 @@ export function createAccountingProjection(): AccountingProjection {
 
   function readRetainedThrough(db: Database.Database): number {
     return (
-      (db.prepare("SELECT value FROM accounting_meta WHERE key = 'retained_through'").pluck().get() as
-        number | undefined) ?? 0
+      (db.prepare('SELECT position FROM retained_accounting_through').pluck().get() as number | undefined) ??
+      0
     );
   }
 
@@ -80,8 +80,11 @@ export function createAccountingProjection(): AccountingProjection {
           device_id TEXT PRIMARY KEY, ${COLUMNS.map((c) => `${c} INTEGER NOT NULL`).join(', ')}, state TEXT NOT NULL
         ) WITHOUT ROWID;`;
       db.exec(`${table('device_accounting')}
-        -- What retention keeps: a whole copy, folded through accounting_meta.retained_through.
+        -- What retention keeps: a whole copy, and the log position it was folded through.
         ${table('retained_accounting')}
+        CREATE TABLE IF NOT EXISTS retained_accounting_through (
+          id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL
+        );
         CREATE TABLE IF NOT EXISTS accounting_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`);
       retainedThrough = readRetainedThrough(db);
       stmts = prepare(db);
@@ -99,7 +102,7 @@ export function createAccountingProjection(): AccountingProjection {
           number | undefined) ?? 0;
       db.exec(`DELETE FROM retained_accounting;
         INSERT INTO retained_accounting SELECT * FROM device_accounting;`);
-      db.prepare("INSERT OR REPLACE INTO accounting_meta (key, value) VALUES ('retained_through', ?)").run(
+      db.prepare('INSERT OR REPLACE INTO retained_accounting_through (id, position) VALUES (1, ?)').run(
         through,
       );
       return Promise.resolve();
