@@ -13,6 +13,7 @@ import {
 } from '../app/fleetlog.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
+import { ReceivedIds } from './acked-ids.js';
 import { cpuSeconds } from './process-usage.js';
 
 const ownCpuSeconds = () => {
@@ -24,6 +25,10 @@ export interface BenchServer {
   url: string;
   /** Device messages the server side took in (appended as events, or delivered to the subscriber), for loss checks. */
   received(): Promise<number>;
+  /** Which messages those were (bench/acked-ids.ts): every acknowledged one must be among them. */
+  receivedIds(): Promise<ReceivedIds>;
+  /** Whether the server promises each message once (fleetlog's log does; a plain broker does not). */
+  once: boolean;
   /** CPU the server has used so far (user + system), seconds. */
   cpuSeconds(): number;
   close(): Promise<void>;
@@ -46,6 +51,8 @@ export async function startFleetlogServer(
     url: running.mqttUrl,
     running,
     cpuSeconds: ownCpuSeconds,
+    once: true,
+    receivedIds: () => idsInLog(running),
     received: async () =>
       (await running.metrics.messages.get()).values.find((v) => v.labels.outcome === 'appended')?.value ?? 0,
     async close() {
@@ -55,18 +62,37 @@ export async function startFleetlogServer(
   };
 }
 
+/** The bench publishers' messages in fleetlog's log: telemetry events, by device and their `n` reading. */
+export async function idsInLog(running: Pick<RunningFleetlog, 'log'>): Promise<ReceivedIds> {
+  const ids = new ReceivedIds();
+  for (let after = 0; ;) {
+    const page = await running.log.readAll({ after, limit: 10_000 });
+    if (page.length === 0) return ids;
+    for (const e of page) {
+      const n = e.type === 'TelemetryRecorded' ? e.data.metrics.n : undefined;
+      if (n !== undefined) ids.add(e.deviceId, n);
+    }
+    after = page.at(-1)?.seq ?? after;
+  }
+}
+
 /** Aedes 1.2 with no persistence and no hooks: the cost of fleetlog's durability is the difference. */
 export async function startBareAedes(): Promise<BenchServer> {
   const broker = await Aedes.createBroker();
   let count = 0;
-  broker.on('publish', (_packet, client) => {
-    if (client) count++;
+  const ids = new ReceivedIds();
+  broker.on('publish', (packet, client) => {
+    if (!client) return;
+    count++;
+    ids.addPayload(packet.topic, packet.payload as Buffer);
   });
   const server = createServer((socket) => broker.handle(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received: () => Promise.resolve(count),
+    receivedIds: () => Promise.resolve(ids),
+    once: false,
     cpuSeconds: ownCpuSeconds,
     close: () =>
       new Promise<void>((resolve) => {
@@ -126,11 +152,17 @@ export async function startMosquittoWithSubscriber(): Promise<BenchServer> {
   if (!subscriber) throw new Error(`mosquitto did not start: ${stderr}`);
   await subscriber.subscribeAsync('devices/#', { qos: 1 });
   let count = 0;
-  subscriber.on('message', () => count++);
+  const ids = new ReceivedIds();
+  subscriber.on('message', (topic, payload) => {
+    count++;
+    ids.addPayload(topic, payload);
+  });
   const sub = subscriber;
   return {
     url,
     received: () => Promise.resolve(count),
+    receivedIds: () => Promise.resolve(ids),
+    once: false,
     // Mosquitto's own CPU plus the subscriber's, which runs in this process.
     cpuSeconds: () => cpuSeconds(child.pid as number) + ownCpuSeconds(),
     async close() {
@@ -191,6 +223,8 @@ export async function startFleetlogOnJetStream(): Promise<BenchServer> {
   return {
     url: fleetlog.url,
     received: () => fleetlog.received(),
+    receivedIds: () => fleetlog.receivedIds(),
+    once: true,
     cpuSeconds: () => fleetlog.cpuSeconds() + cpuSeconds(child.pid as number),
     async close() {
       await fleetlog.close();

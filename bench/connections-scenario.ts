@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
+import { checkAcked, ReceivedIds, type AckedRanges } from './acked-ids.js';
 import { freePort } from './bench-servers.js';
 import { cpuSeconds, rssBytes } from './process-usage.js';
 import { runPublishers } from './run-publishers.js';
@@ -32,13 +33,35 @@ interface Usage {
   cpuPercent: number;
 }
 
-/** Connects `devices` publishers that each send once every 10 s, and measures the server process. */
+/** Every bench message a `fleetlog serve` holds for these devices, read through its HTTP API. */
+async function idsFromApi(httpUrl: string, deviceIds: readonly string[]): Promise<ReceivedIds> {
+  const ids = new ReceivedIds();
+  let next = 0;
+  const worker = async () => {
+    while (next < deviceIds.length) {
+      const deviceId = deviceIds[next++] as string;
+      const res = await fetch(`${httpUrl}/api/devices/${deviceId}/events?type=TelemetryRecorded&limit=10000`);
+      if (res.status === 404) continue;
+      if (!res.ok) throw new Error(`GET events of ${deviceId}: ${res.status}`);
+      const body = (await res.json()) as { events: { data: { metrics: { n?: number } } }[]; next: unknown };
+      if (body.next !== null) throw new Error(`more than 10,000 events for ${deviceId}`);
+      for (const e of body.events) if (e.data.metrics.n !== undefined) ids.add(deviceId, e.data.metrics.n);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return ids;
+}
+
+/**
+ * Connects `devices` publishers that each send once every 10 s, and measures the server process. Returns which
+ * messages were acknowledged too, for the caller to find on the server side.
+ */
 async function measure(
   server: ChildProcess,
   url: string,
   devices: number,
   durationMs: number,
-): Promise<Usage> {
+): Promise<Usage & { ackedIds: AckedRanges; acked: number }> {
   const pid = server.pid as number;
   const probe = await waitForBroker(url);
   await probe.endAsync();
@@ -48,7 +71,7 @@ async function measure(
   let t0 = 0;
   let loadedRss = 0;
   const sampler = setInterval(() => (loadedRss = Math.max(loadedRss, rssBytes(pid))), 250);
-  await runPublishers(
+  const result = await runPublishers(
     {
       url,
       clients: devices,
@@ -65,10 +88,13 @@ async function measure(
   );
   const cpu = (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000);
   clearInterval(sampler);
+  if (result.errors > 0) throw new Error(`${result.errors} publishes failed`);
   return {
     rssPerDeviceKb: (loadedRss - idleRss) / devices / 1024,
     rssTotalMb: loadedRss / 1024 / 1024,
     cpuPercent: cpu * 100,
+    ackedIds: result.ackedIds,
+    acked: result.acked,
   };
 }
 
@@ -90,18 +116,23 @@ export const connectionsScenario: Scenario = {
       progress(`connections: fleetlog serve, ${devices} devices`, r * 2, repeats * 2);
       const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-conn-'));
       const mqttPort = await freePort();
+      const httpPort = await freePort();
       const server = spawn(process.execPath, [CLI, 'serve'], {
         env: {
           ...process.env,
           FLEETLOG_DATA_DIR: dataDir,
           FLEETLOG_MQTT_PORT: String(mqttPort),
-          FLEETLOG_HTTP_PORT: String(await freePort()),
+          FLEETLOG_HTTP_PORT: String(httpPort),
           FLEETLOG_LOG_LEVEL: 'warn',
         },
         stdio: 'ignore',
       });
       try {
-        fleetlog.push(await measure(server, `mqtt://127.0.0.1:${mqttPort}`, devices, durationMs));
+        const usage = await measure(server, `mqtt://127.0.0.1:${mqttPort}`, devices, durationMs);
+        // Every acknowledged message is in the log, once, as the API serves it.
+        const ids = await idsFromApi(`http://127.0.0.1:${httpPort}`, Object.keys(usage.ackedIds));
+        checkAcked(usage.ackedIds, ids, 'connections (fleetlog serve)', true);
+        fleetlog.push(usage);
       } finally {
         await stop(server);
         rmSync(dataDir, { recursive: true, force: true });
@@ -118,8 +149,18 @@ export const connectionsScenario: Scenario = {
       const url = `mqtt://127.0.0.1:${port}`;
       const sub = await waitForBroker(url);
       await sub.subscribeAsync('devices/#', { qos: 1 });
+      const ids = new ReceivedIds();
+      let received = 0;
+      sub.on('message', (topic, payload) => {
+        received++;
+        ids.addPayload(topic, payload);
+      });
       try {
-        mosquitto.push(await measure(mosq, url, devices, durationMs));
+        const usage = await measure(mosq, url, devices, durationMs);
+        const deadline = Date.now() + 30_000;
+        while (received < usage.acked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        checkAcked(usage.ackedIds, ids, 'connections (Mosquitto → subscriber)', false);
+        mosquitto.push(usage);
       } finally {
         await sub.endAsync(true);
         await stop(mosq);

@@ -5,6 +5,7 @@ import {
   startMosquittoWithSubscriber,
   type BenchServer,
 } from './bench-servers.js';
+import { checkAcked } from './acked-ids.js';
 import { runPublishers } from './run-publishers.js';
 import type { Comparison, Scenario } from './scenario.js';
 import { median } from './stats.js';
@@ -38,6 +39,8 @@ export async function measure(start: () => Promise<BenchServer>, durationMs: num
     const arrived = await server.received();
     if (arrived < result.acked)
       throw new Error(`lost messages: ${result.acked} acknowledged, ${arrived} arrived`);
+    // ...and by identity, not only in number: each acknowledged message is there (once, for fleetlog).
+    checkAcked(result.ackedIds, await server.receivedIds(), 'ingest', server.once);
     return {
       rate: result.acked / (result.elapsedMs / 1000),
       cpuMicros: ((server.cpuSeconds() - cpu0) * 1e6) / result.acked,

@@ -9,6 +9,8 @@ import { localServerConfig, startFleetlog } from '../app/fleetlog.js';
 import type { StoredEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
+import { checkAcked, ReceivedIds } from './acked-ids.js';
+import { idsInLog } from './bench-servers.js';
 import { runPublishers } from './run-publishers.js';
 import type { Scenario } from './scenario.js';
 import { percentile } from './stats.js';
@@ -41,7 +43,7 @@ async function fleetlogLatencies(durationMs: number): Promise<number[]> {
     onProjected,
   });
   try {
-    await runPublishers({
+    const result = await runPublishers({
       url: running.mqttUrl,
       clients: PUBLISHERS,
       window: 100,
@@ -49,6 +51,9 @@ async function fleetlogLatencies(durationMs: number): Promise<number[]> {
       rate: RATE,
       prefix: `lat-${randomUUID().slice(0, 8)}`,
     });
+    if (result.errors > 0) throw new Error(`${result.errors} publishes failed`);
+    // Latency of what arrived says nothing about what did not: every acknowledged message is in the log, once.
+    checkAcked(result.ackedIds, await idsInLog(running), 'latency (fleetlog)', true);
     return latencies;
   } finally {
     await running.close();
@@ -65,13 +70,17 @@ async function aedesLatencies(durationMs: number): Promise<number[]> {
   const subscriber = await mqtt.connectAsync(url, { clientId: 'lat-sub', protocolVersion: 4 });
   await subscriber.subscribeAsync('devices/#', { qos: 1 });
   const latencies: number[] = [];
-  subscriber.on('message', (_topic, payload) => {
+  const ids = new ReceivedIds();
+  let received = 0;
+  subscriber.on('message', (topic, payload) => {
     const t = now();
     const sent = sentAt(payload);
     if (sent !== undefined) latencies.push(t - sent);
+    received++;
+    ids.addPayload(topic, payload);
   });
   try {
-    await runPublishers({
+    const result = await runPublishers({
       url,
       clients: PUBLISHERS,
       window: 100,
@@ -79,6 +88,11 @@ async function aedesLatencies(durationMs: number): Promise<number[]> {
       rate: RATE,
       prefix: `lat-${randomUUID().slice(0, 8)}`,
     });
+    if (result.errors > 0) throw new Error(`${result.errors} publishes failed`);
+    // The baseline is held to the same check: every acknowledged message reached the subscriber.
+    const deadline = Date.now() + 30_000;
+    while (received < result.acked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    checkAcked(result.ackedIds, ids, 'latency (Aedes → subscriber)', false);
     return latencies;
   } finally {
     await subscriber.endAsync(true);

@@ -3,6 +3,7 @@
  * server under test and the publishers each get a core. Prints one JSON line with what it measured.
  */
 import mqtt, { type MqttClient } from 'mqtt';
+import { toRanges, type AckedRanges } from './acked-ids.js';
 
 export interface PublisherOptions {
   url: string;
@@ -26,18 +27,21 @@ export interface PublisherResult {
   errors: number;
   /** From the first publish to the last acknowledgement, ms. */
   elapsedMs: number;
+  /** Which messages were acknowledged, per device id: the server side is checked for each (bench/acked-ids.ts). */
+  ackedIds: AckedRanges;
 }
 
 /**
  * About 200 bytes of the contract's wrapped telemetry form, with six readings a real sensor might send
- * (`sentAt` is the publish time in epoch ms, for latency).
+ * (`sentAt` is the publish time in epoch ms, for latency; `n` repeats `seq` as a reading, so a stored event says
+ * which message it was without relying on the shape of event ids).
  */
 function payload(seq: number): string {
   const now = performance.timeOrigin + performance.now();
   const v = (seq % 1000) / 10;
   return (
     `{"ts":${Math.round(now)},"seq":${seq},"metrics":{"temperature":${(18 + v / 10).toFixed(2)},"humidity":${(40 + v / 5).toFixed(2)},` +
-    `"pressure":${(1000 + v).toFixed(2)},"battery_voltage":${(3.3 + v / 1000).toFixed(3)},"rssi":${-60 - (seq % 30)},"sentAt":${now.toFixed(3)}}}`
+    `"pressure":${(1000 + v).toFixed(2)},"battery_voltage":${(3.3 + v / 1000).toFixed(3)},"rssi":${-60 - (seq % 30)},"sentAt":${now.toFixed(3)},"n":${seq}}}`
   );
 }
 
@@ -64,6 +68,7 @@ async function main(options: PublisherOptions): Promise<PublisherResult> {
   let lastAck = started;
   const deadline = started + options.durationMs;
   const seqs = clients.map(() => 0);
+  const ackedSeqs: number[][] = clients.map(() => []);
 
   const publishOne = (i: number, onDone: () => void) => {
     const client = clients[i] as MqttClient;
@@ -73,6 +78,7 @@ async function main(options: PublisherOptions): Promise<PublisherResult> {
       if (err) errors++;
       else {
         acked++;
+        ackedSeqs[i]?.push(seq);
         lastAck = performance.now();
       }
       onDone();
@@ -118,7 +124,11 @@ async function main(options: PublisherOptions): Promise<PublisherResult> {
     setTimeout(resolve, options.durationMs + 30_000).unref();
   });
   await Promise.all(clients.map((c) => c.endAsync(true)));
-  return { sent, acked, errors, elapsedMs: lastAck - started };
+  const ackedIds: AckedRanges = {};
+  ackedSeqs.forEach((list, i) => {
+    if (list.length > 0) ackedIds[`${options.prefix}-${i}`] = toRanges(list);
+  });
+  return { sent, acked, errors, elapsedMs: lastAck - started, ackedIds };
 }
 
 const arg = process.argv[2];

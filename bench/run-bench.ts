@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Presets, SingleBar } from 'cli-progress';
+import { brokerIngestScenario } from './broker-ingest-scenario.js';
 import { connectionsScenario } from './connections-scenario.js';
 import { ingestScenario } from './ingest-scenario.js';
 import { jetstreamScenario } from './jetstream-scenario.js';
@@ -17,6 +18,7 @@ const SCENARIOS: Scenario[] = [
   connectionsScenario,
   logAppendScenario,
   jetstreamScenario,
+  brokerIngestScenario,
 ];
 
 export const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);

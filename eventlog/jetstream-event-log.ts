@@ -2,62 +2,65 @@
  * The EventLog on NATS JetStream: the backend for deployments that outgrow one machine.
  *
  * Layout: one stream (file storage, `replicas` copies, `deny_delete`) over `<subjectPrefix>.<device token>`,
- * one subject per device. The device token is the id with every character outside [A-Za-z0-9_:-] (`.` is the
- * subject separator) escaped as `=XX` (jetstream-subjects.ts), so it is reversible. The body is the envelope
- * as JSON; `version` travels in the `Fleetlog-Version` header.
+ * one subject per device (the token escapes every character outside [A-Za-z0-9_:-] as `=XX`,
+ * jetstream-subjects.ts). The body is the envelope as JSON, every field but the positions; `seq` is the
+ * stream sequence (gapless: a deduplicated or refused publish takes none, single messages cannot be deleted,
+ * retention purges a prefix) and `version` travels in the `Fleetlog-Version` header. Beside it, the id index
+ * stream `<stream>_IDS` over `<subjectPrefix>-ids.<device token>` (the last message per subject).
  *
- * Positions:
- * - `seq` is the stream sequence: gapless because a deduplicated publish does not take a sequence, single
- *   messages cannot be deleted (`deny_delete`) and retention only purges a prefix.
- * - `version`: each publish carries `Nats-Expected-Last-Subject-Sequence` = the device's last stream sequence
- *   as this process knows it (cached; looked up with `last_by_subj` on a miss). When another writer got there
- *   first, the server answers "wrong last sequence" (10071): the cache is refreshed and the publish retried,
- *   up to MAX_CONFLICT_RETRIES times.
- * - Call order: publishes leave in call order on one connection, and the server stores them in that order.
- *   An event waits only for the acknowledgement of the previous event *of the same device* (whose stream
- *   sequence it must name), and holds back everything after it meanwhile, so events of different devices are
- *   pipelined without reordering. Only a conflict retry (another writer) can store an event after events that
- *   were called after it.
+ * Parts, each the only owner of its state:
+ * - publisher (jetstream-publisher.ts): pipelined publishes and their PubAcks. Owns what is in flight on the
+ *   wire and its timeouts.
+ * - writer (jetstream-writer.ts): the append queue, call order, the fence (`Nats-Expected-Last-Sequence`)
+ *   and retries. Owns `known` (the stream is known exactly up to there), the predicted next sequence and
+ *   version assignment.
+ * - device heads (jetstream-device-heads.ts): per device, the last stored version and the recent ids. Owns
+ *   the cache, its loads and its eviction; exact together with the writer's fence.
+ * - id index (jetstream-id-index.ts): the recent ids persisted per device, so dedup outlives the server's
+ *   duplicate window, a restart and a change of writer; loads a device's head and repairs a lagging entry.
+ *   The flush timer here decides when dirty entries are written.
+ * - follower (jetstream-follower.ts): the tail; owns the delivered watermark and the events held for order.
+ * - reader (jetstream-reader.ts, jetstream-scan.ts): the reads, through short-lived consumers; no state.
+ * - retention (`removeBefore` below): reads the oldest events, persists the versions of devices whose whole
+ *   stream goes, and purges the prefix.
+ *
+ * Contract notes for this backend:
  * - An append resolves once every event of it has its PubAck: stored per the stream's configuration (on a
- *   majority of replicas with R3). JetStream has no atomic multi-message publish before 2.12: when an append
- *   rejects, part of its batch may be stored; a retry with the same ids is deduplicated (see below).
- *
- * Dedup: `Nats-Msg-Id` = the event id, checked by the server within the stream's duplicate window
- * (`duplicateWindowMs`, default 2 minutes, JetStream's default). An id older than the window is NOT
- * deduplicated by the server: a resend after that is appended again. The server keeps purged ids in its
- * window, so a duplicate answer naming a sequence that this process's retention removed is republished
- * under `<id>~<removed seq>` (deterministic, so a second resend deduplicates against it); retention run by
- * another process is not seen that way.
- *
- * Reads go through short-lived pull consumers (jetstream-scan.ts). `readStream` scans the device's subject
- * and skips versions below `fromVersion`; `readStreamByTime` scans the whole device subject and keeps the
- * first `limit + 1` events in (time, seq) order: JetStream has no index on the payload's event time, so this
- * first cut costs one pass over the device's stream per page (memory stays O(limit)).
- *
- * Tail: while anyone subscribes, one ordered push consumer follows the stream (events from every writer, in
- * seq order, no gaps); an append resolves only after the tail has delivered its events to the listeners.
- *
- * Retention (`removeBefore`) reads the oldest events and purges the matching prefix with the purge API's
- * `seq` option. A device whose whole stream is removed keeps its version in this process only: a process that
- * starts afterwards restarts that device at version 1 (left for later: a versions stream for tombstones).
+ *   majority of replicas with R3), and handed to the tail's listeners when there are any. There is no atomic
+ *   multi-message publish before nats-server 2.12: when an append rejects, part of its batch may be stored,
+ *   and a retry with the same ids is deduplicated.
+ * - Several log instances may append to one stream (ingest processes behind a shared subscription): their
+ *   fences keep versions gapless and positions consistent, and a writer whose chain another writer broke
+ *   reads what was appended and sends again. They take turns rather than add up: one stream has one
+ *   sequence, and 2.9 has no per-subject compare-and-set that holds in a cluster (see the writer).
+ * - Dedup: the device's recent ids (`dedupDepth`, default 64; memory and the id index), then the server's
+ *   `Nats-Msg-Id` window (`duplicateWindowMs`). A resend of a device's event older than its last `dedupDepth`
+ *   events and older than the window is appended again.
+ * - Reads by event time scan the device's subject (JetStream has no index on the payload's time).
  *
  * Durability: see README "Event log on NATS JetStream" and deploy/nats/nats-server.conf. In short, with
  * nats-server 2.9 a PubAck means written to the file store (page cache) of each acknowledging server, fsync'd
  * every 2 minutes (hard-coded in 2.9): it survives a server process crash, not the loss of power of a machine;
  * R3 replication across machines is what protects against that.
  */
-import { connect, NatsError, RetentionPolicy, StorageType, nanos, type NatsConnection } from 'nats';
-import type { NewEvent, StoredEvent } from '../core/event.js';
+import { connect, type NatsConnection } from 'nats';
+import type { StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { AppendOutcome, EventLog, TailListener, TimePage } from './event-log.js';
+import type { EventLog, TailListener } from './event-log.js';
+import { createDeviceHeads } from './jetstream-device-heads.js';
+import { createJetStreamFollower, type JetStreamFollower } from './jetstream-follower.js';
+import { createIdIndex } from './jetstream-id-index.js';
+import { createJetStreamPublisher } from './jetstream-publisher.js';
+import { createJetStreamReader } from './jetstream-reader.js';
 import { scanStream, type ScanTarget } from './jetstream-scan.js';
-import { encodeDeviceToken, encodeEvent, VERSION_HEADER, versionHeaders } from './jetstream-subjects.js';
-import { createJetStreamTail, type JetStreamTail } from './jetstream-tail.js';
-import { afterCursor, byTimeThenSeq } from './time-order.js';
+import { openStreams } from './jetstream-streams.js';
+import { encodeDeviceToken } from './jetstream-subjects.js';
+import { createWriterRole, type WriterRole } from './jetstream-writer-role.js';
+import { createJetStreamWriter, type JetStreamWriter } from './jetstream-writer.js';
 
 export interface JetStreamEventLogOptions {
-  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`. */
+  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222`; the client learns the rest of a cluster from it. */
   servers: string | string[];
   /** Stream name; created when missing. Default `FLEETLOG_EVENTS`. */
   stream?: string;
@@ -67,332 +70,229 @@ export interface JetStreamEventLogOptions {
   replicas?: number;
   /** How long the server remembers event ids for dedup, milliseconds. Default 120 000 (2 minutes). */
   duplicateWindowMs?: number;
+  /** Recent ids kept per device for dedup beyond the server's window (memory and id index). Default 64. */
+  dedupDepth?: number;
+  /** Devices whose head stays cached when idle. Default 20 000. */
+  maxCachedDevices?: number;
+  /** How often changed id index entries are written, milliseconds. Default 5 000. */
+  indexFlushMs?: number;
   /** How long to wait for one PubAck or API answer, milliseconds. Default 10 000. */
   requestTimeoutMs?: number;
+  /** How long an append may keep being retried through failovers before it rejects, ms. Default 30 000. */
+  appendTimeoutMs?: number;
   logger: Logger;
 }
 
-/** Attempts per event when other writers keep appending to the same device first. */
-const MAX_CONFLICT_RETRIES = 20;
-/** Most events published by one flush; more wait for the next. */
-const MAX_FLUSH_EVENTS = 10_000;
-/** JetStream's "wrong last sequence" error code. */
-const ERR_WRONG_LAST_SEQUENCE = 10071;
-
-interface Pending {
-  events: readonly NewEvent[];
-  resolve: (outcomes: AppendOutcome[]) => void;
-  reject: (err: unknown) => void;
-}
-
-interface DeviceHead {
-  /** Stream sequence of the device's last stored event, 0 when none is stored. */
-  subjectSeq: number;
-  version: number;
-}
-
-/** One event's outcome, with the stored event when it was appended (for the tail check). */
-interface Published {
-  outcome: AppendOutcome;
-  event?: StoredEvent;
-}
-
-function apiErrorCode(err: unknown): number | undefined {
-  return err instanceof NatsError ? err.api_error?.err_code : undefined;
-}
-
-/** JetStream's "no message found" (10037), as `STREAM.MSG.GET` answers for a subject with no messages. */
-function isNotFound(err: unknown): boolean {
-  return apiErrorCode(err) === 10037;
-}
+/**
+ * A device with events but no id index entry: how far before its last event to look for ids. The events of
+ * a device a writer appended but had not indexed yet when it died are within its flush interval of the last.
+ */
+const UNINDEXED_LOOKBACK_MS = 10 * 60_000;
+/** How often the tail looks for other processes' events while this one appends none, ms. */
+const TAIL_POLL_MS = 100;
 
 export async function createJetStreamEventLog(options: JetStreamEventLogOptions): Promise<EventLog> {
   const stream = options.stream ?? 'FLEETLOG_EVENTS';
   const prefix = options.subjectPrefix ?? 'fleetlog.events';
+  const indexPrefix = `${prefix}-ids`;
   const timeout = options.requestTimeoutMs ?? 10_000;
+  const depth = options.dedupDepth ?? 64;
   const logger = options.logger.child({ component: 'jetstream-event-log', stream });
 
-  const nc: NatsConnection = await connect({ servers: options.servers, name: 'fleetlog', timeout });
+  const nc: NatsConnection = await connect({
+    servers: options.servers,
+    name: 'fleetlog',
+    timeout,
+    // A log keeps reconnecting, to any server of the cluster it learned of, for as long as it is open
+    // (nats.js gives up after 10 attempts by default); appends meanwhile are retried until appendTimeoutMs.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    // A server that vanished without closing the connection (a machine lost) is noticed within ~15 s, not
+    // after NATS' default 2 minutes of pings.
+    pingInterval: 5000,
+    maxPingOut: 3,
+  });
   const jsm = await nc.jetstreamManager({ timeout });
   const js = nc.jetstream({ timeout });
   const target: ScanTarget = { js, jsm, stream };
-
-  async function addStream() {
-    return jsm.streams
-      .add({
-        name: stream,
-        subjects: [`${prefix}.>`],
-        storage: StorageType.File,
-        retention: RetentionPolicy.Limits,
-        num_replicas: options.replicas ?? 1,
-        duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
-        deny_delete: true,
-      })
-      .catch(async (err: unknown) => {
-        if (!(err instanceof NatsError && err.api_error?.err_code === 10074)) throw err;
-        await nc.close();
-        throw new FleetlogError(
-          'ERR_CONFIG_INVALID',
-          `cannot create stream ${stream} with ${options.replicas} replicas: ${err.message}. Run a NATS cluster of at least ${options.replicas} servers, or set --nats-replicas 1 (FLEETLOG_NATS_REPLICAS) for one server.`,
-        );
-      });
-  }
-  let info = await jsm.streams.info(stream).catch(async (err: unknown) => {
-    if (!(err instanceof NatsError && err.api_error?.err_code === 10059)) throw err; // 10059: stream not found
-    return addStream();
-  });
-  if (!info.config.subjects.includes(`${prefix}.>`)) {
+  const info = await openStreams(jsm, {
+    stream,
+    prefix,
+    indexStream: `${stream}_IDS`,
+    indexPrefix,
+    replicas: options.replicas,
+    duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
+    logger,
+  }).catch(async (err: unknown) => {
     await nc.close();
-    throw new FleetlogError(
-      'ERR_CONFIG_INVALID',
-      `stream ${stream} exists with subjects ${info.config.subjects.join(', ')}, not ${prefix}.>`,
-    );
-  }
-  if (options.replicas !== undefined && info.config.num_replicas !== options.replicas) {
-    // Changing the replicas of a live stream is an operator's decision (`nats stream edit`), not a side effect.
-    logger.warn(
-      { replicas: info.config.num_replicas, configured: options.replicas },
-      'stream exists with another replica count; keeping it',
-    );
-  }
-  let lastSeq = info.state.last_seq;
-  let firstSeq = info.state.first_seq;
-
-  const devices = new Map<string, DeviceHead>();
-  let pending: Pending[] = [];
-  let flushing: Promise<void> | undefined;
-  let closed = false;
-  let commits = 0;
-  let tail: JetStreamTail | undefined;
-  const listeners = new Set<TailListener>();
+    throw err;
+  });
 
   const subjectOf = (deviceId: string) => `${prefix}.${encodeDeviceToken(deviceId)}`;
+  // Asked while a cluster elects the stream's leader, which answers nothing until then: a short timeout and
+  // the writer's retries find the new leader about a second after its election, not after a 10 s timeout.
+  const jsmQuick = await nc.jetstreamManager({ timeout: Math.min(timeout, 1000) });
+  const reader = createJetStreamReader({ target, jsm, stream, prefix, subjectOf });
+  const readAll = (after: number, limit: number) => reader.readAll(after, limit);
+  const streamState = async () => {
+    const state = (await jsmQuick.streams.info(stream)).state;
+    return { lastSeq: state.last_seq, firstSeq: state.first_seq };
+  };
 
-  async function lookupHead(deviceId: string): Promise<DeviceHead> {
-    try {
-      const last = await jsm.streams.getMessage(stream, { last_by_subj: subjectOf(deviceId) });
-      return { subjectSeq: last.seq, version: Number(last.header.get(VERSION_HEADER)) };
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      // Nothing stored for the device, or all of it removed by retention in this process.
-      return { subjectSeq: 0, version: devices.get(deviceId)?.version ?? 0 };
-    }
-  }
+  const publisher = createJetStreamPublisher(nc, { timeoutMs: timeout });
+  const index = createIdIndex({
+    jsm,
+    publisher,
+    stream,
+    indexStream: `${stream}_IDS`,
+    eventSubject: subjectOf,
+    indexSubject: (deviceId) => `${indexPrefix}.${encodeDeviceToken(deviceId)}`,
+    scan: (filter, start, max, visit) => scanStream(target, filter, start, max, visit),
+    depth,
+    unindexedLookbackMs: UNINDEXED_LOOKBACK_MS,
+    logger,
+  });
+  const heads = createDeviceHeads({
+    load: (deviceId) => index.loadHead(deviceId),
+    depth,
+    maxDevices: options.maxCachedDevices ?? 20_000,
+    // Loads start with the first append, after the writer exists.
+    onLoaded: () => writer.kick(),
+    logger,
+  });
 
-  async function publish(event: NewEvent, head: DeviceHead): Promise<Published> {
-    let msgID = event.id;
-    for (let attempt = 1; ; attempt++) {
-      const version = head.version + 1;
-      try {
-        const ack = await js.publish(subjectOf(event.deviceId), encodeEvent(event), {
-          msgID,
-          expect: { lastSubjectSequence: head.subjectSeq },
-          headers: versionHeaders(version),
-          timeout,
-        });
-        if (ack.duplicate && ack.seq < firstSeq && attempt <= MAX_CONFLICT_RETRIES) {
-          msgID = `${event.id}~${ack.seq}`; // the original was removed by retention: forgotten, so new
-          continue;
-        }
-        if (ack.duplicate) return { outcome: { status: 'duplicate', seq: ack.seq } };
-        head.subjectSeq = ack.seq;
-        head.version = version;
-        lastSeq = Math.max(lastSeq, ack.seq);
-        return {
-          outcome: { status: 'appended', seq: ack.seq, version },
-          event: { ...event, seq: ack.seq, version },
-        };
-      } catch (err) {
-        if (apiErrorCode(err) === ERR_WRONG_LAST_SEQUENCE && attempt < MAX_CONFLICT_RETRIES) {
-          Object.assign(head, await lookupHead(event.deviceId));
-          continue;
-        }
-        devices.delete(event.deviceId); // whether it was stored is unknown: look the head up again
-        throw err;
-      }
-    }
-  }
+  const listeners = new Set<TailListener>();
+  let follower: JetStreamFollower | undefined;
+  let headSeen = info.state.last_seq;
+  const tail = {
+    active: () => follower !== undefined,
+    offer: (events: readonly StoredEvent[]) => follower?.offer(events),
+    delivered: (seq: number) => !follower || follower.delivered() >= seq,
+    async waitFor(seq: number) {
+      if (follower && !(await follower.reached(seq, timeout)))
+        logger.warn({ seq }, 'tail did not deliver appended events in time');
+    },
+  };
+  const appendTimeoutMs = options.appendTimeoutMs ?? 30_000;
 
-  async function writeBatch(take: Pending[]): Promise<void> {
-    const perRequest: Promise<Published>[][] = [];
-    // The previous publish of each device in this batch: the next one must know its stream sequence.
-    const inFlight = new Map<string, Promise<unknown>>();
-    for (const r of take) {
-      const results: Promise<Published>[] = [];
-      perRequest.push(results);
-      for (const event of r.events) {
-        const before = inFlight.get(event.deviceId);
-        // Awaiting here holds back every later event too: publishes leave in call order.
-        if (before) await before;
-        let head = devices.get(event.deviceId);
-        let lookupError: Error | undefined;
-        if (!head) {
-          try {
-            head = await lookupHead(event.deviceId);
-            devices.set(event.deviceId, head);
-          } catch (err) {
-            lookupError = err instanceof Error ? err : new Error(String(err));
-          }
-        }
-        const result = head
-          ? publish(event, head)
-          : Promise.reject(lookupError ?? new Error('device head lookup failed'));
-        inFlight.set(
-          event.deviceId,
-          result.catch(() => undefined),
-        );
-        results.push(result);
-      }
-    }
-    const settled = await Promise.all(perRequest.map((results) => Promise.allSettled(results)));
-    const written = settled.flatMap((results) =>
-      results.flatMap((s) => (s.status === 'fulfilled' && s.value.event ? [s.value.event] : [])),
-    );
-    if (written.length > 0) {
-      commits++;
-      const maxSeq = written.reduce((max, e) => Math.max(max, e.seq), 0);
-      if (tail && !(await tail.reached(maxSeq, timeout)))
-        logger.warn({ seq: maxSeq }, 'tail did not deliver appended events in time');
-    }
-    take.forEach((r, i) => {
-      const results = settled[i] ?? [];
-      const failed = results.find((s) => s.status === 'rejected');
-      if (failed) {
-        logger.error({ err: failed.reason as unknown, events: r.events.length }, 'event log append failed');
-        r.reject(
-          new FleetlogError('ERR_LOG_APPEND_FAILED', `append failed: ${String(failed.reason)}`, {
-            cause: failed.reason,
-          }),
-        );
-      } else r.resolve(results.map((s) => (s as PromiseFulfilledResult<Published>).value.outcome));
-    });
-  }
+  const writer: JetStreamWriter = createJetStreamWriter({
+    publisher,
+    heads,
+    subjectOf,
+    streamState,
+    readAfter: (after, limit) => reader.readCatchUp(after, limit),
+    tail,
+    lastSeq: info.state.last_seq,
+    firstSeq: info.state.first_seq,
+    appendTimeoutMs,
+    onForeignWrites: () => role.foreignWrites(),
+    logger,
+  });
+  const w = writer;
+  const role: WriterRole = createWriterRole({
+    nc,
+    jsm,
+    publisher,
+    writer: w,
+    indexStream: `${stream}_IDS`,
+    // Two tokens after the prefix: no device's entry (one token) can be this subject.
+    announceSubject: `${indexPrefix}._.writer`,
+    requestPrefix: `${prefix}-append`,
+    tail,
+    timeoutMs: timeout,
+    appendTimeoutMs,
+    logger,
+  });
+  const r = role;
 
-  async function flushLoop(): Promise<void> {
-    while (pending.length > 0) {
-      // Bounded: at most this many publishes in flight, each with its own timer.
-      let count = 0;
-      const n = pending.findIndex((r) => (count += r.events.length) > MAX_FLUSH_EVENTS);
-      const take = pending.splice(0, n === -1 ? pending.length : Math.max(1, n));
-      await writeBatch(take).catch((err: unknown) => {
-        for (const r of take)
-          r.reject(new FleetlogError('ERR_LOG_APPEND_FAILED', String(err), { cause: err }));
-      });
-    }
-  }
+  let flushing: Promise<void> | undefined;
+  const flushIndex = (): Promise<void> => {
+    flushing ??= index.flush(heads.dirty()).finally(() => (flushing = undefined));
+    return flushing;
+  };
+  const flushTimer = setInterval(() => void flushIndex(), options.indexFlushMs ?? 5000);
+  flushTimer.unref();
 
-  function schedule(): void {
-    flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(flushLoop).finally(() => {
-      flushing = undefined;
-      if (pending.length > 0) schedule();
-    });
-  }
+  let closed = false;
 
   return {
     append(events) {
       if (closed) return Promise.reject(new FleetlogError('ERR_LOG_CLOSED', 'append after close'));
-      if (events.length === 0) return Promise.resolve([]);
-      return new Promise<AppendOutcome[]>((resolve, reject) => {
-        pending.push({ events, resolve, reject });
-        schedule();
-      });
+      return r.append(events);
     },
-    async readAll({ after, limit }) {
-      const events: StoredEvent[] = [];
-      await scanStream(target, `${prefix}.>`, after + 1, limit, (e) => events.push(e) < limit);
-      return events;
-    },
-    async readStream(deviceId, { fromVersion, limit }) {
-      const events: StoredEvent[] = [];
-      if (limit <= 0) return events;
-      await scanStream(target, subjectOf(deviceId), 1, Number.MAX_SAFE_INTEGER, (e) => {
-        if (e.version >= fromVersion) events.push(e);
-        return events.length < limit;
-      });
-      return events;
-    },
-    async readStreamByTime(deviceId, { from, to, types, after, limit }): Promise<TimePage> {
-      // The first limit + 1 matches in (time, seq) order, kept sorted: one more than a page tells that more follow.
-      const kept: StoredEvent[] = [];
-      await scanStream(target, subjectOf(deviceId), 1, Number.MAX_SAFE_INTEGER, (e) => {
-        if (from !== undefined && e.time < from) return true;
-        if (to !== undefined && e.time >= to) return true;
-        if (types && !types.includes(e.type)) return true;
-        if (after && !afterCursor(e, after)) return true;
-        let lo = 0;
-        let hi = kept.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (byTimeThenSeq(kept[mid] as StoredEvent, e) < 0) lo = mid + 1;
-          else hi = mid;
-        }
-        if (lo <= limit) kept.splice(lo, 0, e);
-        if (kept.length > limit + 1) kept.pop();
-        return true;
-      });
-      const page = kept.slice(0, limit);
-      const last = page.at(-1);
-      return kept.length > limit && last
-        ? { events: page, next: { time: last.time, seq: last.seq } }
-        : { events: page };
-    },
+    readAll: ({ after, limit }) => readAll(after, limit),
+    readStream: (deviceId, o) => reader.readStream(deviceId, o),
+    readStreamByTime: (deviceId, o) => reader.readStreamByTime(deviceId, o),
     subscribe(listener) {
       listeners.add(listener);
-      tail ??= createJetStreamTail({
-        js,
-        stream,
-        filter: `${prefix}.>`,
-        startSeq: lastSeq + 1,
+      follower ??= createJetStreamFollower({
+        after: Math.max(headSeen, w.knownSeq()),
+        readAfter: readAll,
+        lastSeq: async () => (headSeen = Math.max(headSeen, (await streamState()).lastSeq)),
         listeners,
+        pollMs: TAIL_POLL_MS,
         logger,
       });
       return () => {
         listeners.delete(listener);
-        if (listeners.size === 0 && tail) {
-          tail.stop();
-          tail = undefined;
+        if (listeners.size === 0 && follower) {
+          follower.stop();
+          follower = undefined;
         }
       };
     },
     async lastSeq() {
-      info = await jsm.streams.info(stream);
-      lastSeq = Math.max(lastSeq, info.state.last_seq);
-      return info.state.last_seq;
+      const { lastSeq } = await streamState();
+      headSeen = Math.max(headSeen, lastSeq);
+      return lastSeq;
     },
     stats() {
-      return { lastSeq, commits };
+      return { lastSeq: Math.max(headSeen, w.knownSeq(), r.forwardedSeq()), commits: w.rounds() };
     },
     async removeBefore({ time, maxSeq, limit }) {
       if (closed) throw new FleetlogError('ERR_LOG_CLOSED', 'removeBefore after close');
-      info = await jsm.streams.info(stream);
+      const { firstSeq } = await streamState();
       let cut = 0;
       let count = 0;
-      const lastVersions = new Map<string, number>();
-      await scanStream(target, `${prefix}.>`, info.state.first_seq, limit, (e) => {
+      const devices = new Set<string>();
+      await scanStream(target, `${prefix}.>`, firstSeq, limit, (e) => {
         if (e.time >= time || e.seq > maxSeq) return false;
         cut = e.seq;
         count++;
-        lastVersions.set(e.deviceId, e.version);
+        devices.add(e.deviceId);
         return true;
       });
       if (count === 0) return 0;
-      // Devices whose whole stream goes: remember their version here, or their next event would be version 1.
-      for (const [deviceId, version] of lastVersions) {
-        const head = devices.get(deviceId) ?? (await lookupHead(deviceId));
-        devices.set(deviceId, head.subjectSeq <= cut ? { subjectSeq: 0, version } : head);
+      // A device whose whole stream goes keeps its version in the id index: its next event continues from
+      // there, in this process and any other. Loading each head makes its entry current before the purge.
+      for (const deviceId of devices) heads.acquire(deviceId);
+      try {
+        await Promise.all([...devices].map((deviceId) => heads.whenLoaded(deviceId)));
+        for (const deviceId of devices) {
+          const head = heads.ready(deviceId);
+          if (head && head.seq <= cut) head.dirty = true;
+        }
+        while (flushing) await flushing;
+        await flushIndex();
+      } finally {
+        for (const deviceId of devices) heads.release(deviceId);
       }
       const purged = await jsm.streams.purge(stream, { seq: cut + 1 });
-      firstSeq = Math.max(firstSeq, cut + 1);
+      w.setFirstSeq(cut + 1);
       return purged.purged;
     },
     async close() {
       if (closed) return;
       closed = true;
+      await r.close();
+      clearInterval(flushTimer);
       while (flushing) await flushing;
-      pending = [];
-      tail?.stop();
-      tail = undefined;
+      // Without a connection the last entries wait for the next load to repair them (see the id index).
+      if (publisher.connected()) await flushIndex();
+      follower?.stop();
+      follower = undefined;
       listeners.clear();
+      publisher.close();
       // Every append has settled by now, so nothing is left to drain; close() also returns at once when the
       // server is gone, where drain() would wait for reconnect attempts.
       await nc.close().catch((err: unknown) => logger.warn({ err }, 'nats close failed'));

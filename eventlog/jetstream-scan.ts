@@ -12,7 +12,8 @@ export interface ScanTarget {
 const PULL_BATCH = 1000;
 
 /**
- * Visits the stored messages matching `filter` from stream sequence `startSeq` on, in sequence order, until
+ * Visits the stored messages matching `filter` from stream sequence `start` on (or, given a Date, from the
+ * first message the server received at or after it), in sequence order, until
  * `visit` returns false, `max` messages were visited or the messages present at the start are exhausted.
  *
  * One ephemeral pull consumer per scan (in memory, acks off, deleted at the end and expiring on its own after
@@ -23,7 +24,7 @@ const PULL_BATCH = 1000;
 export async function scanStream(
   target: ScanTarget,
   filter: string,
-  startSeq: number,
+  start: number | Date,
   max: number,
   visit: (event: StoredEvent) => boolean,
 ): Promise<void> {
@@ -31,8 +32,9 @@ export async function scanStream(
   const { js, jsm, stream } = target;
   const info = await jsm.consumers.add(stream, {
     ack_policy: AckPolicy.None,
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: Math.max(1, startSeq),
+    ...(start instanceof Date
+      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: start.toISOString() }
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, start) }),
     filter_subject: filter,
     mem_storage: true,
     num_replicas: 1,

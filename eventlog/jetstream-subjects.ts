@@ -1,4 +1,4 @@
-import { headers, type MsgHdrs } from 'nats';
+import { MsgHdrsImpl, type MsgHdrs } from 'nats';
 import type { NewEvent, StoredEvent } from '../core/event.js';
 
 /** Header that carries an event's per-device `version` (the stream sequence is its `seq`). */
@@ -33,18 +33,31 @@ export function decodeDeviceToken(token: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** The stored body: the whole envelope but the positions (`seq` is the stream's, `version` is a header). */
+/**
+ * The stored body: the whole envelope without the positions (`seq` is the stream's, `version` is a header).
+ * Every other field is kept, including optional ones this file does not name, so the envelope round-trips.
+ */
 export function encodeEvent(event: NewEvent): Uint8Array {
-  // A StoredEvent may be passed where a NewEvent is expected: leave its positions out.
-  const envelope: Partial<StoredEvent> = { ...event };
+  if (!('seq' in event) && !('version' in event)) return Buffer.from(JSON.stringify(event));
+  const envelope: Record<string, unknown> = { ...event };
   delete envelope.seq;
   delete envelope.version;
   return Buffer.from(JSON.stringify(envelope));
 }
 
-export function versionHeaders(version: number): MsgHdrs {
-  const h = headers();
-  h.set(VERSION_HEADER, String(version));
+/**
+ * The headers of one event's publish: its id for the server's duplicate window, its version, and the fence
+ * (`Nats-Expected-Last-Sequence`): the server stores it only if the stream's last sequence is `after`.
+ */
+export function publishHeaders(msgId: string, version: number, after: number): MsgHdrs {
+  // A header value must not hold CR or LF (it would end the header); the id is the only one not a number.
+  if (/[\r\n]/.test(msgId)) throw new Error(`event id ${JSON.stringify(msgId)} holds a line break`);
+  // One per event: filled through the class's public map, not `set`, whose key canonicalization and value
+  // checks cost about as much as the rest of the encoding.
+  const h = new MsgHdrsImpl();
+  h.headers.set('Nats-Msg-Id', [msgId]);
+  h.headers.set(VERSION_HEADER, [String(version)]);
+  h.headers.set('Nats-Expected-Last-Sequence', [String(after)]);
   return h;
 }
 

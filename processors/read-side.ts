@@ -24,6 +24,7 @@ import {
 } from './runner/retention-step.js';
 import { createSinkRunner, type SinkRunner } from './runner/sink-runner.js';
 import { openSqliteRunnerStorage } from './runner/sqlite-storage.js';
+import type { RunnerStorage } from './runner/storage.js';
 import { telemetrySeriesReadModel } from './telemetry-series/read-model.js';
 
 /** What the read side reads: the log in order and by device and time. */
@@ -32,6 +33,8 @@ export type ReadableLog = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq' | '
 export interface ReadSideOptions {
   /** Where readmodels.db lives; null keeps the read models in memory. */
   dataDir: string | null;
+  /** Storage the caller opened instead (a test that looks into readmodels.db); closed with the read side. */
+  storage?: RunnerStorage;
   /** Snapshot each device's aggregate every this many of its events. */
   snapshotEvery: number;
   logger: Logger;
@@ -65,7 +68,8 @@ export interface ReadSide {
 /** Opens the read models and starts folding the log into them (catch up, then follow) without waiting. */
 export async function openReadSide(log: ReadableLog, options: ReadSideOptions): Promise<ReadSide> {
   const storage =
-    options.dataDir === null ? createMemoryRunnerStorage() : openSqliteRunnerStorage(options.dataDir);
+    options.storage ??
+    (options.dataDir === null ? createMemoryRunnerStorage() : openSqliteRunnerStorage(options.dataDir));
   const logger = options.logger.child({ component: 'processors' });
   let retention: Retention | undefined;
   const retentionStatus = (): RetentionStatus =>

@@ -50,7 +50,7 @@ export interface VerifyOptions {
   fetch?: typeof fetch;
   /** Devices checked at once. Default 8. */
   concurrency?: number;
-  /** Per request, ms. Default 10 000. */
+  /** Per request, ms. Default 30 000 (a JetStream history page scans the device's subject). */
   timeoutMs?: number;
 }
 

@@ -1,13 +1,20 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect as connectNats } from 'nats';
 import { parse as parseYaml } from 'yaml';
 import type { SinkStatus } from '../processors/read-models.js';
 import { hasCommand } from './helpers/has-command.js';
+import { acceptedLines, startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.js';
 import { freePort } from './helpers/spawn-server.js';
-import { startNatsServer, type NatsServer } from './helpers/start-nats-server.js';
+import {
+  startNatsCluster,
+  startNatsServer,
+  type NatsCluster,
+  type NatsServer,
+} from './helpers/start-nats-server.js';
 import { waitFor } from './helpers/start-test-server.js';
 import { startVictoriaMetrics, type VictoriaMetrics } from './helpers/start-victoria-metrics.js';
 
@@ -159,6 +166,8 @@ describe('docker-compose demo files', () => {
   it('come up in order: every depends_on waits for a healthcheck', () => {
     const services = rawCompose.services;
     expect(Object.keys(services).sort()).toEqual([
+      'cluster-fleetlog',
+      'cluster-simulator',
       'fleetlog',
       'grafana',
       'influxdb',
@@ -166,6 +175,9 @@ describe('docker-compose demo files', () => {
       'ingest-b',
       'mosquitto',
       'nats',
+      'nats-1',
+      'nats-2',
+      'nats-3',
       'processor',
       'scale-simulator',
       'simulator',
@@ -174,6 +186,10 @@ describe('docker-compose demo files', () => {
       Object.entries(s.depends_on ?? {}).map(([on, c]) => `${name}->${on}:${c.condition}`),
     );
     expect(edges.sort()).toEqual([
+      'cluster-fleetlog->nats-1:service_healthy',
+      'cluster-fleetlog->nats-2:service_healthy',
+      'cluster-fleetlog->nats-3:service_healthy',
+      'cluster-simulator->cluster-fleetlog:service_healthy',
       'fleetlog->influxdb:service_healthy',
       'grafana->influxdb:service_healthy',
       'ingest-a->mosquitto:service_healthy',
@@ -195,12 +211,18 @@ describe('docker-compose demo files', () => {
       'ingest-a',
       'ingest-b',
       'processor',
+      'nats-1',
+      'nats-2',
+      'nats-3',
+      'cluster-fleetlog',
     ])
       expect(services[name]?.healthcheck?.test[0], name).toBe('CMD');
     expect(services.nats?.profiles).toEqual(['nats', 'scale']);
     // The scale profile adds services; a plain `docker compose up` starts none of them.
     for (const name of ['mosquitto', 'ingest-a', 'ingest-b', 'processor', 'scale-simulator'])
       expect(services[name]?.profiles, name).toEqual(['scale']);
+    for (const name of ['nats-1', 'nats-2', 'nats-3', 'cluster-fleetlog', 'cluster-simulator'])
+      expect(services[name]?.profiles, name).toEqual(['cluster']);
     expect(services.influxdb?.image).toMatch(/^influxdb:2\.\d+$/);
     expect(services.influxdb?.environment?.DOCKER_INFLUXDB_INIT_MODE).toBe('setup');
   });
@@ -262,6 +284,32 @@ function run(service: Service, env: Record<string, string>): { child: ChildProce
   return { child, output: () => output };
 }
 
+/** The counts of `fleetlog simulate`'s summary lines. */
+function simSummary(output: string): { sent: number; acked: number; unacked: number; errors: number } {
+  const count = (name: string) => {
+    const m = new RegExp(`^${name} +(\\d+)$`, 'm').exec(output);
+    if (!m) throw new Error(`no "${name}" line in the simulator's output:\n${output}`);
+    return Number(m[1]);
+  };
+  return { sent: count('sent'), acked: count('acked'), unacked: count('unacked'), errors: count('errors') };
+}
+
+/** Accepted telemetry lines per `device/metric`: a point written twice counts twice. */
+function linesPerSeries(lines: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of lines) {
+    const [head = '', fields = ''] = line.split(' ');
+    const [name, ...tags] = head.split(',');
+    if (name !== 'telemetry') continue;
+    const device = tags.find((t) => t.startsWith('device_id='))?.slice('device_id='.length) ?? '?';
+    for (const field of fields.split(',')) {
+      const key = `${device}/${field.split('=')[0] ?? '?'}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+
 function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
@@ -278,16 +326,20 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
   'compose services run outside Docker, VictoriaMetrics standing in for InfluxDB (apt-get install docker-compose victoria-metrics; .ci/run installs them)',
   () => {
     let vm: VictoriaMetrics;
+    let proxy: RecordingProxy;
     let dataDir: string;
     const children: ChildProcess[] = [];
 
     beforeAll(async () => {
       vm = await startVictoriaMetrics();
+      // The influx endpoint the service is given records every write, so "none twice" is seen on the wire.
+      proxy = await startRecordingProxy(vm.url);
       dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-compose-'));
     });
 
     afterAll(async () => {
       for (const c of children) await stop(c, 'SIGKILL');
+      await proxy?.close();
       await vm?.destroy();
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     });
@@ -308,7 +360,7 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
         FLEETLOG_DATA_DIR: dataDir,
         FLEETLOG_MQTT_PORT: String(mqttPort),
         FLEETLOG_HTTP_PORT: String(httpPort),
-        FLEETLOG_INFLUX_URL: vm.url,
+        FLEETLOG_INFLUX_URL: proxy.url,
       });
       const server = run(fleetlog, env);
       children.push(server.child);
@@ -322,7 +374,7 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       expect(env.FLEETLOG_API_TOKEN).toBe('fleetlog-demo-api-token');
       const withToken = { headers: { authorization: `Bearer ${env.FLEETLOG_API_TOKEN}` } };
       expect((await fetch(`${api}/api/devices`)).status).toBe(401);
-      expect(server.output()).toContain(`InfluxDB    ${vm.url}  (org fleetlog, bucket telemetry)`);
+      expect(server.output()).toContain(`InfluxDB    ${proxy.url}  (org fleetlog, bucket telemetry)`);
 
       // The compose healthcheck, aimed at this port.
       const check = (fleetlog.healthcheck?.test ?? [])
@@ -351,7 +403,9 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       }, 20_000);
       await new Promise((r) => setTimeout(r, 2000));
       expect(await stop(sim.child, 'SIGTERM')).toBe(0);
-      expect(sim.output()).toMatch(/acked/);
+      // A clean stop waits for the acks in flight: every message sent was acknowledged.
+      const counts = simSummary(sim.output());
+      expect(counts).toEqual({ sent: counts.sent, acked: counts.sent, unacked: 0, errors: 0 });
 
       const head = ((await (await fetch(`${api}/healthz`)).json()) as { log: { lastSeq: number } }).log
         .lastSeq;
@@ -378,6 +432,8 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       for (const s of series)
         got[`${s.metric.device_id}/${s.metric.__name__?.slice('telemetry_'.length)}`] = s.values.length;
       expect(got).toEqual(expected);
+      // On the wire: each point in exactly one accepted write (VictoriaMetrics' dedup would hide a second one).
+      expect(linesPerSeries(acceptedLines(proxy.requests))).toEqual(expected);
       // Points carry the model each device reports as their profile tag, for Grafana to group by.
       expect(new Set(series.map((s) => s.metric.profile))).toEqual(new Set(['ENV-100', 'TRK-4G', 'PM-3']));
 
@@ -387,11 +443,16 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       expect(server.output()).not.toContain(token);
 
       // An offline rebuild of the influx projection on the service's data writes the same points again, none twice.
-      const rebuild = spawnSync(
-        process.execPath,
-        ['dist/cli/main.js', 'rebuild', '--offline', '--projection', 'influx', '--data-dir', dataDir],
-        { cwd: ROOT, encoding: 'utf8', env: { ...env, FLEETLOG_LOG_LEVEL: 'warn' }, timeout: 60_000 },
-      );
+      const mark = proxy.requests.length;
+      // Not spawnSync: the recording proxy runs in this process and must keep answering meanwhile.
+      const rebuild = await new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          ['dist/cli/main.js', 'rebuild', '--offline', '--projection', 'influx', '--data-dir', dataDir],
+          { cwd: ROOT, encoding: 'utf8', env: { ...env, FLEETLOG_LOG_LEVEL: 'warn' }, timeout: 60_000 },
+          (err, stdout, stderr) => resolve({ status: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
       expect(rebuild.stderr).toBe('');
       expect(rebuild.stdout).toMatch(new RegExp(`^rebuilt ${finalSeq.toLocaleString('en-US')} events in `));
       expect(rebuild.status).toBe(0);
@@ -399,6 +460,7 @@ describe.skipIf(!hasCommand('docker-compose') || !hasCommand('victoria-metrics')
       for (const s of await vm.exportSeries('telemetry_.+', { points: total }))
         again[`${s.metric.device_id}/${s.metric.__name__?.slice('telemetry_'.length)}`] = s.values.length;
       expect(again).toEqual(expected);
+      expect(linesPerSeries(acceptedLines(proxy.requests.slice(mark)))).toEqual(expected);
     }, 90_000);
   },
 );
@@ -588,8 +650,12 @@ describe.skipIf(
       await waitFor(async () => ((await devices()).length === 50 ? true : undefined), 30_000);
       await new Promise((r) => setTimeout(r, 2000));
       expect(await stop(sim.child, 'SIGTERM')).toBe(0);
-      const acked = Number(/^acked +(\d+)$/m.exec(sim.output())?.[1]);
+      const counts = simSummary(sim.output());
+      expect(counts).toEqual({ sent: counts.sent, acked: counts.sent, unacked: 0, errors: 0 });
+      const { acked } = counts;
       expect(acked).toBeGreaterThan(100);
+      // Every acked data message, plus each of the 50 devices' online and offline status.
+      const expectedEvents = acked + 2 * 50;
 
       // Both instances took a share of the shared subscription, and together they appended every acked message.
       const appended = async (api: string) => {
@@ -598,8 +664,9 @@ describe.skipIf(
       };
       const shares = await waitFor(async () => {
         const [fromA, fromB] = [await appended(a.api), await appended(b.api)];
-        return fromA + fromB >= acked ? [fromA, fromB] : undefined;
+        return fromA + fromB >= expectedEvents ? [fromA, fromB] : undefined;
       }, 20_000);
+      expect((shares[0] ?? 0) + (shares[1] ?? 0)).toBe(expectedEvents);
       expect(shares[0]).toBeGreaterThan(0);
       expect(shares[1]).toBeGreaterThan(0);
 
@@ -610,12 +677,107 @@ describe.skipIf(
           projections: { name: string; position: number }[];
         };
         const folded = body.projections.every((p) => p.position === body.log.lastSeq);
-        return folded && body.log.lastSeq >= acked ? body.log.lastSeq : undefined;
+        return folded && body.log.lastSeq >= expectedEvents ? body.log.lastSeq : undefined;
       }, 20_000);
+      expect(head).toBe(expectedEvents);
       const total = (await devices()).reduce((n, d) => n + d.events, 0);
       expect(total).toBe(head);
 
       for (const p of [proc, b, a]) expect(await stop(p.child, 'SIGTERM')).toBe(0);
     }, 120_000);
+  },
+);
+
+describe.skipIf(!hasCommand('docker-compose') || !hasCommand('nats-server'))(
+  'the cluster profile runs outside Docker: three JetStream nodes, fleetlog on them at 3 replicas, a simulated fleet (apt-get install docker-compose nats-server; .ci/run installs them)',
+  () => {
+    const children: ChildProcess[] = [];
+    let cluster: NatsCluster | undefined;
+    let dir: string | undefined;
+    afterAll(async () => {
+      for (const c of children.reverse()) await stop(c, 'SIGKILL');
+      await cluster?.destroy();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    }, 30_000);
+
+    it('the nodes form one cluster and pass their healthchecks; fleetlog creates the stream at 3 replicas and takes the fleet', async () => {
+      const { services } = resolvedCompose();
+      const names = ['nats-1', 'nats-2', 'nats-3'];
+      const nodes = names.map((name) => services[name] ?? {});
+      for (const [i, node] of nodes.entries()) {
+        expect(node.command).toEqual(['-c', '/etc/nats/nats-cluster.conf', '-m', '8222']);
+        expect(node.environment).toEqual({ NATS_SERVER_NAME: names[i] });
+        expect(rawCompose.services[names[i] ?? '']?.volumes ?? nodes[i]?.volumes).toEqual([
+          './deploy/nats/nats-cluster.conf:/etc/nats/nats-cluster.conf:ro',
+          './deploy/nats/nats-server.conf:/etc/nats/nats-server.conf:ro',
+          `${names[i]}-data:/data`,
+        ]);
+      }
+      // The service's command and config, with only the addresses, ports and volumes moved.
+      cluster = await startNatsCluster({ command: nodes[0]?.command ?? [] });
+      for (const [i, node] of cluster.nodes.entries()) {
+        const url = (nodes[i]?.healthcheck?.test.at(-1) ?? '').replace(
+          'http://127.0.0.1:8222',
+          node.monitorUrl ?? '',
+        );
+        expect(url).toBe(`${node.monitorUrl}/healthz?js-enabled-only=true`);
+        const res = await fetch(url);
+        expect(res.status, node.name).toBe(200);
+      }
+
+      const fleetlog = services['cluster-fleetlog'] ?? {};
+      const simulator = services['cluster-simulator'] ?? {};
+      expect(fleetlog.environment?.FLEETLOG_NATS_URL).toBe('nats://nats-1:4222');
+      expect(fleetlog.environment?.FLEETLOG_NATS_REPLICAS).toBe('3');
+      const base = mkdtempSync(path.join(tmpdir(), 'fleetlog-cluster-compose-'));
+      dir = base;
+      const [mqttPort, httpPort] = [await freePort(), await freePort()];
+      const server = run(fleetlog, {
+        ...fleetlog.environment,
+        FLEETLOG_HOST: '127.0.0.1',
+        FLEETLOG_DATA_DIR: base,
+        FLEETLOG_MQTT_PORT: String(mqttPort),
+        FLEETLOG_HTTP_PORT: String(httpPort),
+        FLEETLOG_NATS_URL: cluster.node('nats-1').url,
+      });
+      children.push(server.child);
+      await waitFor(() => (server.output().includes('fleetlog is up') ? true : undefined), 20_000).catch(
+        () => {
+          throw new Error(`cluster-fleetlog did not start:\n${server.output()}`);
+        },
+      );
+      const health = (fleetlog.healthcheck?.test ?? [])
+        .slice(2)
+        .map((a) => a.replace(':8080/', `:${httpPort}/`));
+      expect(spawnSync(process.execPath, health, { encoding: 'utf8' }).status).toBe(0);
+
+      expect(simulator.environment).toEqual({
+        FLEETLOG_MQTT_URL: 'mqtt://cluster-fleetlog:1883',
+        FLEETLOG_API_URL: 'http://cluster-fleetlog:8080',
+        FLEETLOG_API_TOKEN: 'fleetlog-demo-api-token',
+      });
+      const sim = run(simulator, {
+        ...simulator.environment,
+        FLEETLOG_MQTT_URL: `mqtt://127.0.0.1:${mqttPort}`,
+        FLEETLOG_API_URL: `http://127.0.0.1:${httpPort}`,
+      });
+      children.push(sim.child);
+      const nc = await connectNats({ servers: cluster.nodes.map((n) => n.url) });
+      try {
+        const jsm = await nc.jetstreamManager();
+        const info = await waitFor(async () => {
+          const i = await jsm.streams.info('FLEETLOG_EVENTS').catch(() => undefined);
+          return i && i.state.last_seq >= 200 ? i : undefined;
+        }, 30_000);
+        expect(info.config.num_replicas).toBe(3);
+        expect([info.cluster?.leader, ...(info.cluster?.replicas ?? []).map((r) => r.name)].sort()).toEqual(
+          names,
+        );
+      } finally {
+        await nc.close();
+      }
+      expect(await stop(sim.child, 'SIGTERM')).toBe(0);
+      expect(await stop(server.child, 'SIGTERM')).toBe(0);
+    }, 90_000);
   },
 );

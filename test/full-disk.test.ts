@@ -361,8 +361,13 @@ describe('a full disk seen over MQTT', () => {
     const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
     expect(metrics).toContain('fleetlog_store_writable{store="eventlog"} 0');
     expect(metrics).toContain('fleetlog_store_writable{store="deadletters"} 1');
-    // Let the device resend into the full disk a few times: still no PUBACK.
-    await new Promise((r) => setTimeout(r, 600));
+    // The device resends into the full disk (each attempt is a counted append failure): still no PUBACK after
+    // the third.
+    await waitFor(async () => {
+      const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+      const failures = Number(/^fleetlog_append_failures_total (\d+)$/m.exec(text)?.[1] ?? 0);
+      return failures >= 3 ? true : undefined;
+    }, 10_000);
     expect(acked).toBe(false);
 
     freeDisk(dbs.log);

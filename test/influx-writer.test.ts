@@ -1,7 +1,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InfluxDB, Point, setLogger } from '@influxdata/influxdb-client';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isFleetlogError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { createInfluxWriter } from '../processors/influx/influx-writer.js';
@@ -79,12 +79,20 @@ describe('influx writer', () => {
 
   it('fails a write the server does not confirm, once, with nothing left to retry in the background', async () => {
     answer = () => 503;
-    const writer = createInfluxWriter({ url, token: 't', org: 'o', bucket: 'b', logger: silentLogger() });
-    const err: unknown = await writer.write(points(['a', 'b'])).catch((e: unknown) => e);
-    expect(isFleetlogError(err, 'ERR_SINK_WRITE_FAILED')).toBe(true);
-    expect((err as Error).message).toBe('HTTP 503: {"code":"invalid","message":"status 503"}');
-    // The client's own retry buffer would resend later; with maxRetries 0 the failure is the caller's to retry.
-    await new Promise((r) => setTimeout(r, 1500));
+    // The client's own retry buffer would resend 5-10 s later (up to minutes for later attempts): with its timers
+    // faked, nothing it schedules can hide behind a short wait.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      const writer = createInfluxWriter({ url, token: 't', org: 'o', bucket: 'b', logger: silentLogger() });
+      const err: unknown = await writer.write(points(['a', 'b'])).catch((e: unknown) => e);
+      expect(isFleetlogError(err, 'ERR_SINK_WRITE_FAILED')).toBe(true);
+      expect((err as Error).message).toBe('HTTP 503: {"code":"invalid","message":"status 503"}');
+      // With maxRetries 0 the failure is the caller's to retry: nothing is left scheduled.
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(600_000);
+    } finally {
+      vi.useRealTimers();
+    }
     expect(requests.length).toBe(1);
   });
 

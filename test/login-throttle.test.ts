@@ -1,4 +1,6 @@
+import crypto from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -31,6 +33,27 @@ describe('login throttle', () => {
     expect(['a', 'b', 'c'].map((s) => throttle.throttled(s))).toEqual([false, true, true]);
   });
 });
+
+/**
+ * Counts calls of node:crypto's scrypt, whoever imported it: the CommonJS export is wrapped and the ES module
+ * bindings re-synced from it (node:module's syncBuiltinESMExports), so `import { scrypt }` sees the wrapper too.
+ */
+function countScrypt(): { calls(): number; restore(): void } {
+  const original = crypto.scrypt;
+  let calls = 0;
+  crypto.scrypt = ((...args: Parameters<typeof original>) => {
+    calls++;
+    return original(...args);
+  }) as typeof original;
+  syncBuiltinESMExports();
+  return {
+    calls: () => calls,
+    restore() {
+      crypto.scrypt = original;
+      syncBuiltinESMExports();
+    },
+  };
+}
 
 describe('failed logins against the broker (--auth required)', () => {
   let server: RunningFleetlog;
@@ -73,16 +96,25 @@ describe('failed logins against the broker (--auth required)', () => {
   it('after 20 wrong secrets from one address, refuses with 0x03 without hashing, but lets a known-good secret in', async () => {
     const good = await secretFor('good-1');
     const fresh = await secretFor('fresh-1');
-    expect(await connack('good-1', good)).toBe(0); // verified once: remembered
+    const scrypt = countScrypt();
+    try {
+      expect(await connack('good-1', good)).toBe(0); // verified once: remembered
+      expect(scrypt.calls()).toBe(1);
 
-    const wrong = await Promise.all(Array.from({ length: 20 }, () => connack('good-1', 'guess')));
-    expect(wrong).toEqual(Array.from({ length: 20 }, () => 4));
+      const wrong = await Promise.all(Array.from({ length: 20 }, () => connack('good-1', 'guess')));
+      expect(wrong).toEqual(Array.from({ length: 20 }, () => 4));
+      expect(scrypt.calls()).toBe(21); // each wrong secret cost one hash
 
-    expect(await connack('good-1', 'guess')).toBe(3);
-    // A right secret that never verified in this process would need a scrypt: refused too, until the window ends.
-    expect(await connack('fresh-1', fresh)).toBe(3);
-    // A device that reconnects with a secret that already verified (behind the same NAT, say) still gets in.
-    expect(await connack('good-1', good)).toBe(0);
+      expect(await connack('good-1', 'guess')).toBe(3);
+      // A right secret that never verified in this process would need a scrypt: refused too, until the window ends.
+      expect(await connack('fresh-1', fresh)).toBe(3);
+      // A device that reconnects with a secret that already verified (behind the same NAT, say) still gets in.
+      expect(await connack('good-1', good)).toBe(0);
+      // None of the three after the 20th failure hashed anything.
+      expect(scrypt.calls()).toBe(21);
+    } finally {
+      scrypt.restore();
+    }
 
     const metric = await server.metrics.mqttAuthRefusals.get();
     const byReason: Record<string, number> = {};

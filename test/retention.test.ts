@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
@@ -5,7 +8,9 @@ import { createMetrics } from '../core/metrics.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
 import { createMemoryDeadLetterStore } from '../ingest/memory-dead-letter-store.js';
 import { openReadSide } from '../processors/read-side.js';
+import { openSqliteRunnerStorage } from '../processors/runner/sqlite-storage.js';
 import { createHttpServer } from '../query/http-server.js';
+import { wipeReadModels } from './helpers/read-models.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 10, 25, 0, 0, 0);
@@ -31,8 +36,13 @@ describe('retention', () => {
   it('removes raw history before the horizon while aggregates, hourly series, as-of and rebuilds keep working', async () => {
     const log = createMemoryEventLog();
     // now = T0 + 6h 30m, keep 3h 30m: the horizon is T0 + 3h (whole hours), so readings at 0..170 min go.
+    // readmodels.db opened here, so that the test can wipe its tables behind the read models' back.
+    const storage = openSqliteRunnerStorage(mkdtempSync(path.join(tmpdir(), 'fleetlog-retention-')));
+    const db = storage.db;
+    if (!db) throw new Error('no readmodels.db');
     const readSide = await openReadSide(log, {
       dataDir: null,
+      storage,
       snapshotEvery: 2,
       logger: silentLogger(),
       retention: {
@@ -72,6 +82,8 @@ describe('retention', () => {
     ]);
     await readSide.runner.waitFor(37);
     const device = await get('/api/devices/r');
+    const list = await get('/api/devices');
+    expect(list).toEqual({ devices: [device], next: null });
     const hourly = await get(`/api/devices/r/series/v?from=${T0}&to=${T0 + 6 * HOUR}&every=1h&fn=mean`);
     const at4h = await get(`/api/devices/r/state?at=${T0 + 4 * HOUR}`);
 
@@ -104,8 +116,11 @@ describe('retention', () => {
       `raw events before ${new Date(T0 + 3 * HOUR).toISOString()} were removed by retention: answered from the snapshot at ${new Date(T0 + 130 * MIN + 1).toISOString()}, the latest at or before this time`,
     );
 
-    // A rebuild starts from what retention kept and ends where it was.
+    // A rebuild starts from what retention kept and ends where it was. The live tables are wiped first, so that
+    // only a rebuild that really folds again gets the answers back.
+    expect(await readSide.runner.exclusive(() => Promise.resolve(wipeReadModels(db)))).toBeGreaterThan(0);
     await readSide.runner.rebuild();
+    expect(await get('/api/devices')).toEqual(list);
     expect(await get('/api/devices/r')).toEqual(device);
     expect(await get(`/api/devices/r/series/v?from=${T0}&to=${T0 + 6 * HOUR}&every=1h&fn=mean`)).toEqual(
       hourly,
@@ -126,7 +141,9 @@ describe('retention', () => {
     await readSide.runner.waitFor(38);
     const withLate = (await get('/api/devices/r')) as { metrics: { v: { min: number; count: number } } };
     expect(withLate.metrics.v).toMatchObject({ min: -1, count: 38 });
+    await readSide.runner.exclusive(() => Promise.resolve(wipeReadModels(db)));
     await readSide.runner.rebuild();
+    expect(await get('/api/devices')).toEqual({ devices: [withLate], next: null });
     expect(await get('/api/devices/r')).toEqual(withLate);
   });
 });

@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NewEvent, StoredEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
@@ -21,6 +22,8 @@ const ev = (n: number, type: 'TelemetryRecorded' | 'DeviceEventReported' = 'Tele
 function memorySink() {
   const stored = new Map<number, number>();
   const calls: number[][] = [];
+  /** When each write started, ms (performance.now()). */
+  const attempts: number[] = [];
   let down = false;
   let gate: Promise<void> | undefined;
   const sink: Sink & { stored: Map<number, number>; calls: number[][] } = {
@@ -31,6 +34,7 @@ function memorySink() {
     calls,
     async write(events: readonly StoredEvent[]) {
       calls.push(events.map((e) => e.seq));
+      attempts.push(performance.now());
       await gate;
       if (down) throw new Error('connect ECONNREFUSED');
       for (const e of events) stored.set(e.seq, (stored.get(e.seq) ?? 0) + 1);
@@ -39,6 +43,7 @@ function memorySink() {
   };
   return {
     sink,
+    attempts,
     setDown: (d: boolean) => (down = d),
     hold: () => {
       let release = () => {};
@@ -56,7 +61,17 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-function setup(batchSize = 100) {
+/** pino lines as parsed objects: the runner's retry lines carry the backoff it chose. */
+function capturingLogger() {
+  const lines: { msg: string; attempt?: number; retryInMs?: number }[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) },
+  );
+  return { logger, lines };
+}
+
+function setup(batchSize = 100, logger = silentLogger()) {
   const log = createMemoryEventLog();
   const storage = createMemoryRunnerStorage();
   const mem = memorySink();
@@ -65,7 +80,7 @@ function setup(batchSize = 100) {
     source: log,
     storage,
     sink: mem.sink,
-    logger: silentLogger(),
+    logger,
     metrics,
     batchSize,
     minBackoffMs: 20,
@@ -97,16 +112,36 @@ describe('sink runner', () => {
   });
 
   it('keeps the checkpoint while the sink fails, backs off within bounds, and catches up exactly once', async () => {
-    const { log, mem, metrics, runner, checkpoint } = setup();
+    const { logger, lines } = capturingLogger();
+    const { log, mem, metrics, runner, checkpoint } = setup(100, logger);
     await log.append([ev(1), ev(2)]);
     await runner.start();
     await runner.waitFor(2);
-    mem.setDown(true);
-    await log.append([ev(3), ev(4), ev(5)]);
-    const started = Date.now();
-    await waitFor(() => (runner.status().errors >= 5 ? true : undefined), 5000);
-    // 20, 40, 80, 80 ms (up to 20 % less) between the first five attempts: at least 0.8 × 220 ms, and bounded by the cap.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(176);
+    // The jitter's two extremes and its middle, in turn: each wait is the doubled delay (capped at 80 ms) less
+    // up to 20 %, so the lowest and the highest draws pin both bounds exactly.
+    const draws = [0, 0.999999, 0.5, 0.999999, 0];
+    let draw = 0;
+    const random = vi.spyOn(Math, 'random').mockImplementation(() => draws[draw++ % draws.length] as number);
+    try {
+      mem.setDown(true);
+      mem.sink.calls.length = 0;
+      mem.attempts.length = 0;
+      await log.append([ev(3), ev(4), ev(5)]);
+      await waitFor(() => (runner.status().errors >= 5 ? true : undefined), 5000);
+    } finally {
+      random.mockRestore();
+    }
+    const retries = lines.filter((l) => l.msg === 'sink write failed; keeping the checkpoint and retrying');
+    expect(retries.slice(0, 5).map((l) => [l.attempt, l.retryInMs])).toEqual([
+      [1, 16], // 20 ms less 20 %
+      [2, 40], // 40 ms
+      [3, 72], // 80 ms less 10 %
+      [4, 80], // the cap, not 160
+      [5, 64], // the cap less 20 %
+    ]);
+    // And the runner really waits that long before the next attempt (timers never fire early by more than 1 ms).
+    const gaps = mem.attempts.slice(1, 5).map((t, i) => t - (mem.attempts[i] as number));
+    gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual(([16, 40, 72, 80][i] as number) - 1));
     expect(runner.status()).toMatchObject({
       position: 2,
       lag: 3,
@@ -115,7 +150,7 @@ describe('sink runner', () => {
       written: 2,
     });
     expect(checkpoint()).toEqual({ version: 1, position: 2 });
-    expect(mem.sink.calls.slice(1).every((c) => c.join() === '3,4,5')).toBe(true);
+    expect(mem.sink.calls.every((c) => c.join() === '3,4,5')).toBe(true);
     mem.setDown(false);
     await runner.waitFor(5);
     expect([...mem.sink.stored.entries()]).toEqual([1, 2, 3, 4, 5].map((s) => [s, 1]));

@@ -96,6 +96,22 @@ export async function openConnected(port: number, clientId: string): Promise<Raw
   return raw;
 }
 
+/**
+ * Sends PINGREQ and resolves true once PINGRESP is the next thing the server sends: it read everything sent
+ * before and kept the connection open (an explicit signal, rather than "not closed within a few ms"). Call it
+ * once everything else the server would send (CONNACK, acks) has arrived.
+ */
+export async function answersPing(raw: RawConnection, ms = 5000): Promise<boolean> {
+  const before = raw.received().length;
+  raw.socket.write(Buffer.from([0xc0, 0x00]));
+  try {
+    const all = await raw.bytes(before + 2, ms);
+    return all.subarray(before).equals(Buffer.from([0xd0, 0x00]));
+  } catch {
+    return false;
+  }
+}
+
 /** Packet ids of every PUBACK (0x40) or PUBREC (0x50) in `bytes` (after a 4-byte CONNACK). */
 export function acks(bytes: Buffer, type: 0x40 | 0x50): number[] {
   const ids: number[] = [];
