@@ -7,7 +7,7 @@ import base from './stryker.config.mjs';
 export default {
   ...base,
   vitest: { configFile: 'vitest.mutate-ci.config.ts' },
-  mutate: ['processors/fold-as-of.ts', 'eventlog/wal-syncer.ts'],
+  mutate: ['processors/device-state/queries.ts:89-116', 'eventlog/wal-syncer.ts'],
   concurrency: 2,
   // A mutant that loops (a paging loop that never ends) is a kill: do not wait long for it.
   timeoutMS: 5000,

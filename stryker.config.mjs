@@ -1,18 +1,20 @@
 // Mutation testing of the code behind fleetlog's guarantees: `npm run mutate` (README "Mutation testing").
-// Scope with MUTATE=<glob>[,<glob>...] (e.g. MUTATE=processors/fold-as-of.ts); the CI part is stryker.ci.config.mjs.
+// Scope with MUTATE=<glob>[,<glob>...] (e.g. MUTATE=processors/device-state/queries.ts); the CI part is stryker.ci.config.mjs.
 const everything = [
-  'eventlog/sqlite-event-log.ts',
+  'eventlog/sqlite-*.ts',
   'eventlog/wal-syncer.ts',
   'eventlog/memory-event-log.ts',
-  'eventlog/jetstream-event-log.ts',
+  'eventlog/jetstream-*.ts',
   'ingest/parse-message.ts',
   'ingest/ingester.ts',
+  'ingest/qos2-receipts.ts',
+  'ingest/resend-memory.ts',
+  'core/event-id.ts',
   // The ack path of the embedded broker: authorizePublish (append, then PUBACK or close).
-  'ingest/embedded-broker.ts:80-135',
-  'processors/device-aggregate.ts',
-  'processors/rollup.ts',
-  'processors/fold-as-of.ts',
-  'processors/projection-runner.ts',
+  'ingest/embedded-broker.ts:83-139',
+  'processors/*/fold.ts',
+  'processors/device-state/queries.ts',
+  'processors/runner/*.ts',
 ];
 
 // STRYKER_RUN=name keeps a run's sandbox, reports and incremental results apart, so two scoped runs can overlap.
