@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { NewEvent } from '../core/event.js';
+import type { EventDataByType, NewEvent } from '../core/event.js';
 import { contentEventId } from '../core/event-id.js';
 import { checkIsoTime } from '../core/time-parse.js';
 import { parseTopic, type DeviceTopic } from '../core/topics.js';
@@ -18,7 +18,8 @@ export type RejectReason =
   | 'no_metrics'
   | 'invalid_status'
   | 'limit_exceeded'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'downlink_topic';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'unknown_topic',
@@ -34,6 +35,7 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'invalid_status',
   'limit_exceeded',
   'rate_limited',
+  'downlink_topic',
 ];
 
 export type ParseResult =
@@ -96,6 +98,15 @@ export function parseMessage(topic: string, payload: Buffer, options: ParseOptio
   const match = parseTopic(topic);
   if (match.match === 'passthrough') return { kind: 'passthrough' };
   if (match.match === 'invalid') return { kind: 'rejected', reason: match.reason, detail: match.detail };
+  if (match.match === 'downlink') {
+    return {
+      kind: 'rejected',
+      reason: 'downlink_topic',
+      detail:
+        'devices/{id}/desired and devices/{id}/commands/… are written by the server: change desired state with PUT /api/devices/{id}/desired (fleetlog desired), send commands with POST /api/devices/{id}/commands (fleetlog command)',
+      deviceId: match.deviceId,
+    };
+  }
   const deviceTopic = match.topic;
   try {
     if (payload.length > options.maxPayloadBytes) {
@@ -181,12 +192,56 @@ function toEvent(
         checkShape(data, 'event data');
         return { ...base, type: 'DeviceEventReported', data: { name: topic.name, data } };
       }
+      case 'reply':
+        return { ...base, ...parseReply(body, topic.commandId) };
     }
   })();
   return { kind: 'event', event, identified };
 }
 
 type JsonObject = Record<string, unknown>;
+
+const REPLY_KEYS = new Set(['ts', 'seq', 'status', 'result', 'message']);
+/** Longest reply message kept, characters. */
+export const MAX_REPLY_MESSAGE = 1024;
+
+/** `{"status":"ok"|"error","result":{…},"message":"…"}`, the device's answer to a command. */
+function parseReply(
+  body: JsonObject,
+  commandId: string,
+):
+  | { type: 'CommandSucceeded'; data: EventDataByType['CommandSucceeded'] }
+  | { type: 'CommandFailed'; data: EventDataByType['CommandFailed'] } {
+  const unknown = Object.keys(body).filter((k) => !REPLY_KEYS.has(k));
+  if (unknown.length > 0) {
+    throw new Rejection(
+      'invalid_shape',
+      `a reply has status, result and message (and ts, seq); unexpected ${unknown
+        .slice(0, 5)
+        .map((k) => JSON.stringify(k.slice(0, 40)))
+        .join(', ')}`,
+    );
+  }
+  if (body.status !== 'ok' && body.status !== 'error') {
+    throw new Rejection('invalid_shape', 'a reply\'s status must be "ok" or "error"');
+  }
+  const result = body.result === undefined ? undefined : asObject(body.result, 'result');
+  if (result) checkShape(result, 'result');
+  if (body.message !== undefined && typeof body.message !== 'string') {
+    throw new Rejection('invalid_shape', 'a reply\'s message must be a string');
+  }
+  const message = body.message?.slice(0, MAX_REPLY_MESSAGE);
+  if (body.status === 'ok') {
+    return {
+      type: 'CommandSucceeded',
+      data: { commandId, result: result ?? {}, ...(message === undefined ? {} : { message }) },
+    };
+  }
+  return {
+    type: 'CommandFailed',
+    data: { commandId, message: message ?? '', ...(result === undefined ? {} : { result }) },
+  };
+}
 
 function parseObject(text: string): JsonObject {
   let value: unknown;

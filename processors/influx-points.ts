@@ -59,6 +59,12 @@ export function influxPoints(event: StoredEvent): Point[] {
     }
     case 'DeviceEventReported':
     case 'DuplicateReceived':
+    case 'DesiredStateChanged':
+    case 'CommandIssued':
+    case 'CommandDelivered':
+    case 'CommandSucceeded':
+    case 'CommandFailed':
+    case 'CommandExpired':
       return [];
   }
 }

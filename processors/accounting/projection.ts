@@ -80,6 +80,9 @@ export function createAccountingProjection(): AccountingProjection {
       'DeviceConnected',
       'DeviceDisconnected',
       'DuplicateReceived',
+      // A device's replies to commands are its messages too; the rest of the command side is not.
+      'CommandSucceeded',
+      'CommandFailed',
     ],
     setup(db) {
       const table = (name: string) => `CREATE TABLE IF NOT EXISTS ${name} (
