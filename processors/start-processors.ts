@@ -6,6 +6,8 @@ import { createInfluxSink } from './influx-sink.js';
 import type { InfluxTarget } from './influx-target.js';
 import { createSinkRunner, type SinkRunner } from './sink-runner.js';
 import { createAccountingProjection, type AccountingProjection } from './accounting/projection.js';
+import { createCommandsProjection, type CommandsProjection } from './commands/projection.js';
+import { createDesiredStateProjection, type DesiredStateProjection } from './desired-state/projection.js';
 import { createDeviceStateProjection, type DeviceStateProjection } from './device-state-projection.js';
 import type { Projection } from './projection.js';
 import { createProjectionRunner, type LogSource, type ProjectionRunner } from './projection-runner.js';
@@ -17,7 +19,14 @@ export interface ReadSide {
   runner: ProjectionRunner;
   deviceState: DeviceStateProjection;
   accounting: AccountingProjection;
+  desiredState: DesiredStateProjection;
+  commands: CommandsProjection;
   projections: readonly Projection[];
+  /**
+   * Called after each folded batch (the read models show it), besides `onBatch`: the command side follows the
+   * commands it must deliver or expire this way. Returns an unsubscribe function.
+   */
+  onFolded(listener: (events: readonly StoredEvent[], position: number) => void): () => void;
   /** External sinks (influx), each in its own loop beside the runner. */
   sinks: readonly SinkRunner[];
   close(): Promise<void>;
@@ -44,14 +53,27 @@ export async function startProcessors(source: LogSource, options: ReadSideOption
   const db = openReadModelDb(options.dataDir);
   const deviceState = createDeviceStateProjection({ snapshotEvery: options.snapshotEvery });
   const accounting = createAccountingProjection();
-  const projections = [deviceState, createTelemetrySeriesProjection(), accounting];
+  const desiredState = createDesiredStateProjection();
+  const commands = createCommandsProjection();
+  const projections = [deviceState, createTelemetrySeriesProjection(), accounting, desiredState, commands];
+  const listeners = new Set<(events: readonly StoredEvent[], position: number) => void>();
+  const logger = options.logger.child({ component: 'processors' });
   const runner = createProjectionRunner({
     source,
     db,
     projections,
-    logger: options.logger.child({ component: 'processors' }),
+    logger,
     batchSize: options.batchSize,
-    onBatch: options.onBatch,
+    onBatch: (events, position) => {
+      options.onBatch?.(events, position);
+      for (const listener of listeners) {
+        try {
+          listener(events, position);
+        } catch (err) {
+          logger.error({ err }, 'a read-side listener failed');
+        }
+      }
+    },
   });
   await runner.start({ rebuild: options.rebuild });
   const sinks = options.influx
@@ -72,7 +94,13 @@ export async function startProcessors(source: LogSource, options: ReadSideOption
     runner,
     deviceState,
     accounting,
+    desiredState,
+    commands,
     projections,
+    onFolded(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     sinks,
     async close() {
       await Promise.all(sinks.map((s) => s.close()));
