@@ -8,6 +8,8 @@ import type { EventLog } from '../eventlog/event-log.js';
 import { createJetStreamEventLog } from '../eventlog/jetstream-event-log.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
 import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
+import { createAedesDownlink } from '../control/aedes-downlink.js';
+import { startCommandSide, type CommandSide } from '../control/command-side.js';
 import { createBrokerAuth } from '../ingest/broker-auth.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import { createDeviceCredentials } from '../ingest/device-credentials.js';
@@ -74,6 +76,8 @@ export interface RunningFleetlog {
   broker: EmbeddedBroker;
   /** Absent with `--processors off`. */
   readSide?: ReadSide;
+  /** Desired state and commands to devices; absent with `--processors off` (it decides against the read models). */
+  commandSide?: CommandSide;
   metrics: Metrics;
   /** Where things listen, with the ports actually bound. */
   mqttUrl: string;
@@ -168,6 +172,8 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
   const credentials = createDeviceCredentials({
     dataDir: config.eventLog === 'memory' ? null : config.dataDir,
   });
+  // Started once the broker is up; the broker's topic rules ask it which commands a device may answer.
+  let commandSide: CommandSide | undefined;
   const broker = await startEmbeddedBroker({
     host: config.host,
     port: config.mqttPort,
@@ -183,9 +189,26 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
       deadLetters,
     },
     ...(config.auth === 'required'
-      ? { auth: createBrokerAuth({ credentials, refusals: metrics.mqttAuthRefusals, logger }) }
+      ? {
+          auth: createBrokerAuth({
+            credentials,
+            refusals: metrics.mqttAuthRefusals,
+            logger,
+            isCommandOf: (deviceId, commandId) =>
+              commandSide?.handler.isCommandOf(deviceId, commandId) ?? false,
+          }),
+        }
       : {}),
   });
+  commandSide =
+    readSide &&
+    startCommandSide({
+      log,
+      readSide,
+      downlink: createAedesDownlink(broker, logger),
+      knownElsewhere: (deviceId) => credentials.get(deviceId)?.revokedAt === null,
+      logger,
+    });
   const mqtts = tls
     ? await startMqttsListener({
         broker,
@@ -201,6 +224,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     metrics,
     logger,
     readSide,
+    ...(commandSide ? { commands: commandSide.handler } : {}),
     health: () => ({
       mqtt: { clients: broker.aedes.connectedClients, devicesOnline: presence.online().length },
     }),
@@ -232,6 +256,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
     deadLetters,
     broker,
     readSide,
+    ...(commandSide ? { commandSide } : {}),
     metrics,
     mqttUrl: `mqtt://${shownHost}:${broker.port}`,
     httpUrl: `${tls ? 'https' : 'http'}://${httpHost}:${httpPort}`,
@@ -244,6 +269,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
       await mqtts?.close();
       // Messages taken before the broker closed are still being appended: wait, so the processors fold them.
       await ingester.drain();
+      await commandSide?.close();
       await retention?.close();
       if (readSide) {
         await readSide.runner.waitFor(await log.lastSeq());

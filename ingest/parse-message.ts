@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EventDataByType, NewEvent } from '../core/event.js';
 import { contentEventId } from '../core/event-id.js';
+import { JSON_SHAPE_LIMITS, jsonShapeProblem } from '../core/json-shape.js';
 import { checkIsoTime } from '../core/time-parse.js';
 import { parseTopic, type DeviceTopic } from '../core/topics.js';
 
@@ -69,7 +70,7 @@ const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
  * Shape limits, so one message cannot make every later fold and query slow: metrics per telemetry message,
  * nesting depth and total keys of a state report or event body.
  */
-export const PAYLOAD_LIMITS = { metrics: 256, depth: 16, keys: 1000 } as const;
+export const PAYLOAD_LIMITS = { metrics: 256, ...JSON_SHAPE_LIMITS } as const;
 /**
  * Topic limits, checked before the topic contract: the longest device topic is about 210 characters and 4
  * levels deep, so these only stop junk (and keep dead letters and logs small) while leaving room for
@@ -228,7 +229,7 @@ function parseReply(
   const result = body.result === undefined ? undefined : asObject(body.result, 'result');
   if (result) checkShape(result, 'result');
   if (body.message !== undefined && typeof body.message !== 'string') {
-    throw new Rejection('invalid_shape', 'a reply\'s message must be a string');
+    throw new Rejection('invalid_shape', "a reply's message must be a string");
   }
   const message = body.message?.slice(0, MAX_REPLY_MESSAGE);
   if (body.status === 'ok') {
@@ -305,23 +306,9 @@ function parseMetrics(body: JsonObject): Record<string, number> {
   return Object.fromEntries(entries) as Record<string, number>;
 }
 
-/** Walks a parsed body without recursion, stopping at the first limit it crosses. */
 function checkShape(root: JsonObject, what: string): void {
-  let keys = 0;
-  const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 1 }];
-  while (stack.length > 0) {
-    const { value, depth } = stack.pop() as { value: unknown; depth: number };
-    if (typeof value !== 'object' || value === null) continue;
-    if (depth > PAYLOAD_LIMITS.depth) {
-      throw new Rejection('limit_exceeded', `${what} nests deeper than ${PAYLOAD_LIMITS.depth} levels`);
-    }
-    const children = Array.isArray(value) ? (value as unknown[]) : Object.values(value);
-    keys += children.length;
-    if (keys > PAYLOAD_LIMITS.keys) {
-      throw new Rejection('limit_exceeded', `${what} has more than ${PAYLOAD_LIMITS.keys} keys and items`);
-    }
-    for (const child of children) stack.push({ value: child, depth: depth + 1 });
-  }
+  const problem = jsonShapeProblem(root, what);
+  if (problem !== undefined) throw new Rejection('limit_exceeded', problem);
 }
 
 /**

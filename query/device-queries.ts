@@ -1,7 +1,11 @@
 import type Database from 'better-sqlite3';
 import type { EventLog } from '../eventlog/event-log.js';
 import { viewDevice, type DeviceAggregate, type DeviceView } from '../processors/device-aggregate.js';
+import { commandAsOf, type CommandRecord } from '../processors/commands/fold.js';
+import type { DesiredState } from '../processors/desired-state/fold.js';
 import { foldAsOf } from '../processors/fold-as-of.js';
+import { viewCommand, type CommandView } from './command-view.js';
+import { desiredSummary, viewDesired, type DesiredView } from './desired-view.js';
 
 export interface DeviceListQuery {
   online?: boolean;
@@ -36,6 +40,27 @@ export interface StateAsOf {
   /** How it was computed: the snapshot started from, and the events folded on top. */
   basis: { snapshotBoundary: string | null; eventsFolded: number };
   note?: string;
+  /** The desired document as of `at` (the highest version set by then), with the delta against `state.reported`. */
+  desired?: Omit<DesiredView, 'deviceId' | 'reported'>;
+  /** The commands issued by `at`, newest first, each with its status as of `at`. */
+  commands?: CommandView[];
+}
+
+/** Adds desired state and commands as of `at` to an answer, when there were any by then. */
+export function withCommandSideAsOf(
+  answer: StateAsOf,
+  asOf: { desired: DesiredState | undefined; commands: CommandRecord[]; at: number },
+): StateAsOf {
+  const commands = asOf.commands
+    .map((c) => commandAsOf(c, asOf.at))
+    .filter((c): c is CommandRecord => c !== undefined);
+  return {
+    ...answer,
+    ...(asOf.desired
+      ? { desired: desiredSummary(viewDesired(answer.deviceId, asOf.desired, answer.state?.reported)) }
+      : {}),
+    ...(commands.length > 0 ? { commands: commands.map(viewCommand) } : {}),
+  };
 }
 
 /** "As of T" by event time (see processors/fold-as-of.ts), with a note when T is outside the history. */

@@ -7,10 +7,13 @@ import { viewDevice } from '../processors/device-aggregate.js';
 import { AGGREGATES } from '../processors/rollup.js';
 import type { ReadSide } from '../processors/start-processors.js';
 import { viewAccounting } from './accounting-view.js';
-import { listDevices, stateAsOf } from './device-queries.js';
+import { viewDesired, desiredSummary } from './desired-view.js';
+import { listDevices, stateAsOf, withCommandSideAsOf } from './device-queries.js';
 import { badRequest, DEVICE_ID_RULE, notFound, Params, type Query } from './params.js';
 import { querySeries } from './series.js';
 
+/** Most commands "as of" lists (the latest issued by then). */
+const AS_OF_COMMANDS = 100;
 /** Most windows one series request may ask for. */
 const MAX_WINDOWS = 10_000;
 const ID_PROBLEM = `id: ${DEVICE_ID_RULE}`;
@@ -58,11 +61,17 @@ export function registerDeviceRoutes(
       '/api/devices/:id/state',
       '/api/devices/:id/series/:metric',
       '/api/devices/:id/accounting',
+      '/api/devices/:id/desired',
+      '/api/devices/:id/commands',
+      '/api/devices/:id/commands/:commandId',
     ])
       app.get(url, off);
+    // The command side decides against the read models: without them it is off too.
+    app.put('/api/devices/:id/desired', off);
+    app.post('/api/devices/:id/commands', off);
     return;
   }
-  const { db, deviceState, accounting, runner } = readSide;
+  const { db, deviceState, accounting, desiredState, commands, runner } = readSide;
   const accountingOf = async (id: string) =>
     viewAccounting(
       id,
@@ -92,9 +101,14 @@ export function registerDeviceRoutes(
     const { id } = req.params;
     if (!isValidDeviceId(id)) return badRequest(reply, [ID_PROBLEM]);
     const aggregate = deviceState.get(db, id);
-    return aggregate
-      ? { ...viewDevice(aggregate), accounting: await accountingOf(id) }
-      : notFound(reply, `unknown device "${id}"`);
+    if (!aggregate) return notFound(reply, `unknown device "${id}"`);
+    const desired = desiredState.get(db, id);
+    return {
+      ...viewDevice(aggregate),
+      accounting: await accountingOf(id),
+      // Only once an operator set one: what the device should be, and what it has yet to apply.
+      ...(desired ? { desired: desiredSummary(viewDesired(id, desired, aggregate.reported)) } : {}),
+    };
   });
 
   // Answers for a device whose every message was dead-lettered too: it is in no read model, but it did send.
@@ -116,7 +130,12 @@ export function registerDeviceRoutes(
     if (p.problems.length > 0) return badRequest(reply, p.problems);
     if (!deviceState.get(db, id)) return notFound(reply, `unknown device "${id}"`);
     const { horizon } = runner.retentionBase();
-    return stateAsOf(db, log, id, at, position(), horizon > 0 ? horizon : undefined);
+    const answer = await stateAsOf(db, log, id, at, position(), horizon > 0 ? horizon : undefined);
+    return withCommandSideAsOf(answer, {
+      desired: desiredState.asOf(db, id, at),
+      commands: commands.list(db, id, { issuedBy: at, limit: AS_OF_COMMANDS }),
+      at,
+    });
   });
 
   app.get<{ Params: { id: string; metric: string }; Querystring: Query }>(
