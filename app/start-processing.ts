@@ -9,6 +9,8 @@ import { readOnlyEventLog } from '../eventlog/read-only-event-log.js';
 import { openSqliteReadOnlyLog } from '../eventlog/sqlite-read-only-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import { openReadOnlyDeadLetterStore } from '../ingest/read-only-dead-letter-store.js';
+import { startCommandSide, type CommandSide } from '../control/command-side.js';
+import { startMqttDownlink } from '../control/mqtt-downlink.js';
 import { influxTarget, type InfluxSettings } from '../processors/influx-target.js';
 import { startProcessors, type ReadSide } from '../processors/start-processors.js';
 import { apiBindHost } from '../query/api-token.js';
@@ -19,12 +21,20 @@ export type ProcessingConfig = Pick<Config, 'dataDir' | 'host' | 'eventLog' | 's
   InfluxSettings & {
     /** Serve the query API on this port (0: a free one); undefined serves none. */
     httpPort?: number;
+    /**
+     * Record desired state and commands and publish them through this MQTT broker (the one `fleetlog ingest`
+     * subscribes to); undefined leaves the command side off (its writes answer 503). Needs the JetStream log:
+     * this process then appends to it beside the ingest processes.
+     */
+    commandBrokerUrl?: string;
   };
 
 export interface RunningProcessing {
-  /** The log, read-only: appends and retention reject. */
+  /** The log, read-only (appends and retention reject) unless the command side runs here. */
   log: EventLog;
   readSide: ReadSide;
+  /** With `commandBrokerUrl`. */
+  commandSide?: CommandSide;
   /** The log's head when the processors started: `readSide.runner.waitFor(head)` is the catch-up. */
   head: number;
   /** Set when the query API is served, with the port actually bound. */
@@ -51,7 +61,20 @@ export async function startProcessing(
   deps: ProcessingDeps,
 ): Promise<RunningProcessing> {
   const { logger } = deps;
-  const log = await openLogForReading(config, logger);
+  if (config.commandBrokerUrl !== undefined && config.eventLog !== 'jetstream') {
+    throw new FleetlogError(
+      'ERR_CONFIG_INVALID',
+      `--broker makes fleetlog process record desired state and commands, which appends to the log; with --event-log ${config.eventLog} the process that ingests holds the log's one writer lock. Use --event-log jetstream (several writers), or run fleetlog serve, which records them itself`,
+    );
+  }
+  const log =
+    config.commandBrokerUrl === undefined
+      ? await openLogForReading(config, logger)
+      : await createJetStreamEventLog({
+          servers: config.natsUrl ?? DEFAULT_CONFIG.natsUrl,
+          replicas: config.natsReplicas ?? DEFAULT_CONFIG.natsReplicas,
+          logger: logger.child({ component: 'eventlog' }),
+        });
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
   const head = await log.lastSeq();
   const readSide = await startProcessors(log, {
@@ -62,6 +85,17 @@ export async function startProcessing(
     metrics,
     onBatch: deps.onBatch && ((events, position) => deps.onBatch?.(events.length, position)),
   });
+  let commandSide: CommandSide | undefined;
+  if (config.commandBrokerUrl !== undefined) {
+    try {
+      const downlink = await startMqttDownlink({ brokerUrl: config.commandBrokerUrl }, logger);
+      commandSide = startCommandSide({ log, readSide, downlink, logger });
+    } catch (err) {
+      await readSide.close();
+      await log.close();
+      throw err;
+    }
+  }
   let deadLetters: DeadLetterStore | undefined;
   let http: ReturnType<typeof createHttpServer> | undefined;
   let httpUrl: string | undefined;
@@ -74,6 +108,7 @@ export async function startProcessing(
       metrics,
       logger,
       readSide,
+      ...(commandSide ? { commands: commandSide.handler } : {}),
       ...(config.apiToken !== undefined ? { apiToken: config.apiToken } : {}),
     });
     // The same rule as serve: without a token the API stays on loopback whatever --host says.
@@ -81,6 +116,7 @@ export async function startProcessing(
     try {
       await http.listen({ host: bind.host, port: config.httpPort });
     } catch (err) {
+      await commandSide?.close();
       await readSide.close();
       await log.close();
       await deadLetters.close();
@@ -97,10 +133,12 @@ export async function startProcessing(
   return {
     log,
     readSide,
+    ...(commandSide ? { commandSide } : {}),
     head,
     httpUrl,
     securityNotes,
     async close() {
+      await commandSide?.close();
       await http?.close();
       await readSide.close();
       await log.close();
