@@ -190,7 +190,10 @@ function registerCredentialCommands(devices: Command): void {
     .command('add')
     .description('create a device credential and print its secret, once (for --auth required)')
     .argument('<deviceId>', 'the device id: its MQTT user name and client id')
-    .option('--operator', 'an operator: may subscribe to every topic and publish commands to any device')
+    .option(
+      '--operator',
+      'an operator: may subscribe to every topic (watch); commands go through the API (fleetlog command)',
+    )
     .addHelpText(
       'after',
       [
