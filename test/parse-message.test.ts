@@ -172,7 +172,10 @@ describe('parseMessage: the clock-skew policy', () => {
   it('refuses a device publish on the downlink topics (desired, commands): only the server writes there', () => {
     for (const topic of ['devices/d1/commands/reboot', 'devices/d1/commands/a/b', 'devices/d1/desired']) {
       const result = parse(topic, '{"version":9,"state":{}}');
-      expect(result.kind === 'rejected' && [result.reason, result.deviceId]).toEqual(['downlink_topic', 'd1']);
+      expect(result.kind === 'rejected' && [result.reason, result.deviceId]).toEqual([
+        'downlink_topic',
+        'd1',
+      ]);
     }
     // Not downlink: a bare `commands` level, and anything under desired.
     expect(parse('devices/d1/commands', 'x')).toMatchObject({ kind: 'rejected', reason: 'unknown_topic' });
@@ -186,12 +189,13 @@ describe('parseMessage: the clock-skew policy', () => {
       'd1',
       { commandId: 'c-1', result: { uptimeS: 12 } },
     ]);
-    const failed = parse('devices/d1/replies/c-2', '{"ts":1764000000000,"seq":4,"status":"error","message":"busy"}');
-    expect(failed.kind === 'event' && [failed.event.type, failed.event.data, failed.event.deviceSeq]).toEqual([
-      'CommandFailed',
-      { commandId: 'c-2', message: 'busy' },
-      4,
-    ]);
+    const failed = parse(
+      'devices/d1/replies/c-2',
+      '{"ts":1764000000000,"seq":4,"status":"error","message":"busy"}',
+    );
+    expect(failed.kind === 'event' && [failed.event.type, failed.event.data, failed.event.deviceSeq]).toEqual(
+      ['CommandFailed', { commandId: 'c-2', message: 'busy' }, 4],
+    );
     const bare = parse('devices/d1/replies/c-3', '{"status":"error"}');
     expect(bare.kind === 'event' && bare.event.data).toEqual({ commandId: 'c-3', message: '' });
   });
@@ -200,7 +204,7 @@ describe('parseMessage: the clock-skew policy', () => {
     const cases: [string, string, string][] = [
       ['devices/d1/replies/c-1', '{"status":"done"}', 'a reply\'s status must be "ok" or "error"'],
       ['devices/d1/replies/c-1', '{"status":"ok","result":[1]}', 'result must be a JSON object'],
-      ['devices/d1/replies/c-1', '{"status":"ok","message":5}', 'a reply\'s message must be a string'],
+      ['devices/d1/replies/c-1', '{"status":"ok","message":5}', "a reply's message must be a string"],
       [
         'devices/d1/replies/c-1',
         '{"status":"ok","reslut":{}}',
