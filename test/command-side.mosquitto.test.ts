@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../core/event.js';
 import type { CommandView } from '../query/command-view.js';
@@ -49,6 +50,7 @@ describe.skipIf(!HAS_CLIENTS)(
     let port: number;
     let base: string;
     const devices: SubscribedDevice[] = [];
+    const clients: MqttClient[] = [];
     const device = async (clientId: string, topics: string[]) => {
       const d = await subscribeAs(port, clientId, topics);
       devices.push(d);
@@ -64,6 +66,7 @@ describe.skipIf(!HAS_CLIENTS)(
     });
     afterAll(async () => {
       await Promise.all(devices.map((d) => d.stop()));
+      await Promise.all(clients.map((c) => c.endAsync(true)));
       await server.close();
     });
 
@@ -186,7 +189,23 @@ describe.skipIf(!HAS_CLIENTS)(
       expect((await second.received(2))[1]?.[1]).toContain(`"id":"${next}"`);
       await sleep(500);
       expect(second.messages()).toHaveLength(2);
-      expect((await commandOf(base, 'mq-3', id)).deliveries).toBe(2);
+      await second.stop();
+
+      // Subscribing again on the same connection (as devices that subscribe topic by topic do) sends nothing again.
+      const third = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+        clientId: 'mq-3',
+        protocolVersion: 4,
+      });
+      clients.push(third);
+      const seen: string[] = [];
+      third.on('message', (_t, payload) => seen.push((JSON.parse(payload.toString()) as { id: string }).id));
+      await third.subscribeAsync('devices/mq-3/commands/#', { qos: 1 });
+      await waitFor(() => (seen.length === 2 ? true : undefined));
+      await third.subscribeAsync('devices/mq-3/commands/+', { qos: 1 });
+      await sleep(500);
+      expect(seen.sort()).toEqual([id, next].sort());
+      await waitFor(async () => ((await commandOf(base, 'mq-3', id)).deliveries === 3 ? true : undefined));
+      await third.endAsync();
       await publishAs(
         port,
         'mq-3-reply',
@@ -197,11 +216,10 @@ describe.skipIf(!HAS_CLIENTS)(
       const failed = await statusIs(base, 'mq-3', id, 'failed');
       expect(failed.message).toBe('sensor busy');
       await statusIs(base, 'mq-3', next, 'succeeded');
-      await second.stop();
 
-      const third = await device('mq-3', ['devices/mq-3/commands/#']);
+      const fourth = await device('mq-3', ['devices/mq-3/commands/#']);
       await sleep(700);
-      expect(third.messages()).toEqual([]);
+      expect(fourth.messages()).toEqual([]);
     });
 
     it('expires a delivered command nobody answers at its timeout, with the expiry as its event time', async () => {
@@ -258,7 +276,9 @@ describe.skipIf(!HAS_CLIENTS)('the command side across a kill -9 (fleetlog serve
     expect(
       (await call(server.httpUrl, 'PUT', '/api/devices/mq-r/desired', { reportIntervalS: 4 })).status,
     ).toBe(200);
-    // Acknowledged (202, 200) means in the log: a kill -9 right after loses none of it.
+    // Acknowledged (202, 200) means in the log: a kill -9 loses none of it. The pause lets the read models commit,
+    // so the restart does not fold these events again: what it expires and delivers comes from the read models.
+    await sleep(500);
     await kill9(server.child);
     await sleep(1500);
 
