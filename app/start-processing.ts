@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_CONFIG, type Config } from '../core/config.js';
 import { FleetlogError } from '../core/errors.js';
+import { isCommandSideEventType } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
@@ -70,11 +71,16 @@ export async function startProcessing(
   const log =
     config.commandBrokerUrl === undefined
       ? await openLogForReading(config, logger)
-      : await createJetStreamEventLog({
-          servers: config.natsUrl ?? DEFAULT_CONFIG.natsUrl,
-          replicas: config.natsReplicas ?? DEFAULT_CONFIG.natsReplicas,
-          logger: logger.child({ component: 'eventlog' }),
-        });
+      : // It appends the command side's events, and only those; everything else stays ingest's.
+        readOnlyEventLog(
+          await createJetStreamEventLog({
+            servers: config.natsUrl ?? DEFAULT_CONFIG.natsUrl,
+            replicas: config.natsReplicas ?? DEFAULT_CONFIG.natsReplicas,
+            logger: logger.child({ component: 'eventlog' }),
+          }),
+          'fleetlog process',
+          { mayAppend: (event) => isCommandSideEventType(event.type) },
+        );
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
   const head = await log.lastSeq();
   const readSide = await startProcessors(log, {
