@@ -52,7 +52,7 @@ export function registerCommandRoutes(app: FastifyInstance, deps: CommandRouteDe
           message: `the body is larger than ${BODY_LIMIT} bytes`,
         });
       }
-      if ((err.statusCode ?? 500) < 500) return badRequest(reply, [`body: ${err.message}`]);
+      if ((err.statusCode ?? 500) < 500) return invalid(reply, [`body: ${err.message}`]);
       throw err;
     });
 
@@ -75,7 +75,7 @@ export function registerCommandRoutes(app: FastifyInstance, deps: CommandRouteDe
         if (!patch.ok) problems.push(...patch.problems);
         const ifMatch = parseIfMatch(req.headers['if-match']);
         if (!ifMatch.ok) problems.push(...ifMatch.problems);
-        if (!patch.ok || !ifMatch.ok || problems.length > 0) return badRequest(reply, problems);
+        if (!patch.ok || !ifMatch.ok || problems.length > 0) return invalid(reply, problems);
         if (!handler) return cannotRecord(reply);
         const outcome = await handler.changeDesired(id, patch.value, ifMatch.value);
         if (!outcome.ok) return refuse(reply, outcome);
@@ -93,7 +93,7 @@ export function registerCommandRoutes(app: FastifyInstance, deps: CommandRouteDe
         if (!isValidDeviceId(id)) problems.push(ID_PROBLEM);
         const request = parseCommandRequest(req.body);
         if (!request.ok) problems.push(...request.problems);
-        if (!request.ok || problems.length > 0) return badRequest(reply, problems);
+        if (!request.ok || problems.length > 0) return invalid(reply, problems);
         if (!handler) return cannotRecord(reply);
         const outcome = await handler.issueCommand(id, request.value);
         if (!outcome.ok) return refuse(reply, outcome);
@@ -153,6 +153,13 @@ function statusFilter(p: Params, raw: string | undefined): CommandStatus[] | und
     );
   }
   return wanted as CommandStatus[];
+}
+
+/** A change or command that cannot be taken as sent: 400, every problem named. */
+function invalid(reply: FastifyReply, problems: string[]) {
+  return reply
+    .code(400)
+    .send({ error: 'Bad Request', code: 'ERR_COMMAND_INVALID', message: problems.join('; '), problems });
 }
 
 function refuse(reply: FastifyReply, r: Refusal) {

@@ -120,7 +120,7 @@ describe('desired state over HTTP', () => {
     ]);
     expect(await refused('PUT', '/api/devices/api-3/desired', [1, 2])).toEqual([
       400,
-      'ERR_QUERY_INVALID',
+      'ERR_COMMAND_INVALID',
       'body: must be a JSON object, a merge patch of the desired document like {"reportIntervalS":10}',
     ]);
     expect(await refused('PUT', '/api/devices/api-3/desired', big)).toEqual([
@@ -130,7 +130,7 @@ describe('desired state over HTTP', () => {
     ]);
     expect(await refused('PUT', '/api/devices/api-3/desired', { a: 1 }, { 'if-match': 'v1' })).toEqual([
       400,
-      'ERR_QUERY_INVALID',
+      'ERR_COMMAND_INVALID',
       'If-Match: must be the desired version (the ETag, e.g. "3") or *, got "v1"',
     ]);
     expect(
@@ -142,7 +142,7 @@ describe('desired state over HTTP', () => {
     ]);
     expect(await refused('PUT', '/api/devices/api-3/desired', '{"a":')).toEqual([
       400,
-      'ERR_QUERY_INVALID',
+      'ERR_COMMAND_INVALID',
       expect.stringMatching(/^body: /),
     ]);
     expect(
@@ -199,7 +199,7 @@ describe('commands over HTTP', () => {
     ]);
     expect(await refused('POST', '/api/devices/api-3/commands', { name: 'ping', timeout: 30 })).toEqual([
       400,
-      'ERR_QUERY_INVALID',
+      'ERR_COMMAND_INVALID',
       'timeout: must be a duration like "30s" or "5m" (from 1s to 7d)',
     ]);
     expect(
@@ -209,7 +209,7 @@ describe('commands over HTTP', () => {
       }),
     ).toEqual([
       400,
-      'ERR_QUERY_INVALID',
+      'ERR_COMMAND_INVALID',
       `params: 20008 bytes as JSON; the limit is ${COMMAND_LIMITS.documentBytes}`,
     ]);
     expect(await refused('GET', '/api/devices/api-3/commands?status=done')).toEqual([
