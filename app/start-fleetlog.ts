@@ -172,8 +172,8 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
   const credentials = createDeviceCredentials({
     dataDir: config.eventLog === 'memory' ? null : config.dataDir,
   });
-  // Started once the broker is up; the broker's topic rules ask it which commands a device may answer.
-  let commandSide: CommandSide | undefined;
+  // Started once the broker is up; the broker's topic rules ask it which commands a device may answer (none before).
+  const late: { commandSide?: CommandSide } = {};
   const broker = await startEmbeddedBroker({
     host: config.host,
     port: config.mqttPort,
@@ -200,7 +200,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
         }
       : {}),
   });
-  commandSide =
+  const commandSide = (late.commandSide =
     readSide &&
     startCommandSide({
       log,
@@ -208,7 +208,7 @@ export async function startFleetlog(config: ServerConfig, deps: StartDeps): Prom
       downlink: createAedesDownlink(broker, logger),
       knownElsewhere: (deviceId) => credentials.get(deviceId)?.revokedAt === null,
       logger,
-    });
+    }));
   const mqtts = tls
     ? await startMqttsListener({
         broker,

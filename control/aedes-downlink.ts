@@ -81,7 +81,7 @@ export function createAedesDownlink(broker: DownlinkBroker, logger: Logger): Dow
         if (!taken) {
           taken = true;
           let ids = sentIds.get(client);
-          if (!ids) sentIds.set(client, (ids = new Map()));
+          if (!ids) sentIds.set(client, (ids = new Map<number, string>()));
           ids.set((client as unknown as ClientInternals)._nextId, commandId);
         }
         return undefined;

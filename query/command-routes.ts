@@ -170,14 +170,12 @@ function refuse(reply: FastifyReply, r: Refusal) {
     429: 'Too Many Requests',
     503: 'Service Unavailable',
   };
-  return reply
-    .code(r.status)
-    .send({
-      error: error[r.status],
-      code: r.code,
-      message: r.message,
-      ...(r.problems ? { problems: r.problems } : {}),
-    });
+  return reply.code(r.status).send({
+    error: error[r.status],
+    code: r.code,
+    message: r.message,
+    ...(r.problems ? { problems: r.problems } : {}),
+  });
 }
 
 function cannotRecord(reply: FastifyReply) {

@@ -179,7 +179,7 @@ describe('fleetlog demo on other ports', () => {
 
     const command = shell(tryNext[4] as string);
     expect(await exited(command)).toBe(0);
-    expect(command.output()).toMatch(/\nsucceeded: \{"rebooting":true\}  \(after \d+\.\d\d s\)\n$/);
+    expect(command.output()).toMatch(/\nsucceeded: \{"rebooting":true\} {2}\(after \d+\.\d\d s\)\n$/);
 
     demo.kill('SIGINT');
     expect(await exited(demo)).toBe(0);

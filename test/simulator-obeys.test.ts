@@ -90,7 +90,7 @@ describe('a simulated device obeys desired state and commands', () => {
     const rebootAt = Date.now();
     const reboot = await fleetlog('command', DEVICE, 'reboot', '--wait');
     expect(reboot.stdout).toMatch(
-      /^command \S+  reboot → sim-env-0001: pending\nsucceeded: \{"rebooting":true\}  \(after \d+\.\d\d s\)\n$/,
+      /^command \S+ {2}reboot → sim-env-0001: pending\nsucceeded: \{"rebooting":true\} {2}\(after \d+\.\d\d s\)\n$/,
     );
     // Back on a new connection, at the desired pace again (the retained document), counter from 1.
     await sleep(1_500);
