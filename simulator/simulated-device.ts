@@ -148,8 +148,10 @@ export function createSimulatedDevice(
     for (; inflight > 0; inflight--) report.lost();
     connected = false;
     generator.restartCounter();
-    // A new boot starts at the fleet's pace until its retained desired state arrives again.
+    // A new boot starts at the fleet's pace, reporting nothing it applied, until its retained desired state
+    // arrives again.
     intervalMs = undefined;
+    generator.reportAlso({});
     // Forced: no DISCONNECT, as when power goes; the broker publishes the will and records the drop. The new
     // boot connects after a pause, as a real one does: connecting at once would take over the old session
     // while the broker may still be publishing its will.

@@ -54,7 +54,7 @@ describe('a simulated device obeys desired state and commands', () => {
         server.httpUrl,
         '--devices',
         String(DEVICES),
-      ].concat(['--rate', String(RATE), '--duration', '16s', '--seed', '7', '--verify']),
+      ].concat(['--rate', String(RATE), '--duration', '20s', '--seed', '7', '--verify']),
       { env: { ...process.env, FLEETLOG_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -92,13 +92,19 @@ describe('a simulated device obeys desired state and commands', () => {
     expect(reboot.stdout).toMatch(
       /^command \S+ {2}reboot → sim-env-0001: pending\nsucceeded: \{"rebooting":true\} {2}\(after \d+\.\d\d s\)\n$/,
     );
-    // Back on a new connection, at the desired pace again (the retained document), counter from 1.
-    await sleep(1_500);
-    const t3 = Date.now();
-    await sleep(3_000);
-    const after = await messages(t3, t3 + 3_000);
-    expect(after.length).toBeGreaterThanOrEqual(2);
-    expect(after.length).toBeLessThanOrEqual(4);
+    // Back on a new connection, counter from 1; once its retained desired document is applied again (it says so in
+    // a state report), at the desired pace.
+    const reapplied = await waitFor(async () => {
+      const reports = (await messages(rebootAt, Date.now())).filter(
+        (e) => e.type === 'StateReported' && e.data.state.reportIntervalS === 1,
+      );
+      return reports[0];
+    }, 10_000);
+    const t3 = reapplied.time + 500;
+    await sleep(Math.max(0, t3 + 4_000 - Date.now()));
+    const after = await messages(t3, t3 + 4_000);
+    expect(after.length).toBeGreaterThanOrEqual(3);
+    expect(after.length).toBeLessThanOrEqual(5);
     const presence = (
       (await (
         await fetch(
