@@ -50,6 +50,12 @@ export type ProcessingConfig = Pick<Config, 'dataDir' | 'host' | 'eventLog' | 's
   InfluxSettings & {
     /** Serve the query API on this port (0: a free one); undefined serves none. */
     httpPort?: number;
+    /**
+     * Record desired state and commands and publish them through this MQTT broker (the one `fleetlog ingest`
+     * subscribes to); undefined leaves the command side off (its writes answer 503). Needs the JetStream log:
+     * this process then appends to it beside the ingest processes.
+     */
+    commandBrokerUrl?: string;
   };
 
 /** `rebuild`: the read models in `dataDir` folded again from the SQLite log there, offline. */

@@ -19,11 +19,13 @@ export type Role = 'serve' | 'demo' | 'ingest' | 'process' | 'rebuild';
 /**
  * The one composition root: builds the pieces for a role from the config, and hands back what runs with a `close`
  * that stops it in the shutdown order (shutdown.ts). The pieces each role needs:
- * - `serve`: the event log (written), broker, ingest, the read side unless --processors off, the HTTP API;
+ * - `serve`: the event log (written), broker, ingest, the read side unless --processors off, the command side
+ *   (control/: desired state and commands through the embedded broker; with the read side only), the HTTP API;
  * - `demo`: `serve` plus a simulated fleet (`deps.fleet`: the CLI builds it, since only cli/ and bench/ may run
  *   the simulator), stopped first;
  * - `ingest`: the event log (written), an external broker's shared subscription, /healthz and /metrics;
- * - `process`: the event log (read-only), the read side, optionally the HTTP API;
+ * - `process`: the event log (read-only), the read side, optionally the HTTP API, and with `commandBrokerUrl` the
+ *   command side through that broker (the JetStream log then takes its events, and only those);
  * - `rebuild`: the SQLite log (read-only) and the read side, reset.
  * The event-log choice (event-log-choice.ts), the HTTP listener's host rules (http-listener.ts) and the shutdown
  * order are written once, there.

@@ -6,13 +6,25 @@ import type { Logger } from '../core/logger.js';
  * 1. `fleet`: simulated devices (the demo's) stop sending;
  * 2. `intake`: the broker or the external-broker sessions take no new message (devices are recorded offline);
  * 3. `drain`: messages already taken finish their appends;
- * 4. `processors`: retention stops, the read models fold everything appended, the sinks and the runner close;
- * 5. `http`: the API stops;
- * 6. `log`: the event log flushes and closes;
- * 7. `stores`: dead letters, presence, credentials.
+ * 4. `commands`: the command side takes no new change or command (they answer 503), finishes those under way
+ *    (appended and folded, so it needs the log and the read side still open), stops its expiry timers and closes its
+ *    downlink; open commands stay open in the log and are armed again at the next start;
+ * 5. `processors`: retention stops, the read models fold everything appended, the sinks and the runner close;
+ * 6. `http`: the API stops;
+ * 7. `log`: the event log flushes and closes;
+ * 8. `stores`: dead letters, presence, credentials.
  * A failed startup stops what it had started the same way.
  */
-export const SHUTDOWN_ORDER = ['fleet', 'intake', 'drain', 'processors', 'http', 'log', 'stores'] as const;
+export const SHUTDOWN_ORDER = [
+  'fleet',
+  'intake',
+  'drain',
+  'commands',
+  'processors',
+  'http',
+  'log',
+  'stores',
+] as const;
 export type ShutdownStage = (typeof SHUTDOWN_ORDER)[number];
 
 export interface Shutdown {

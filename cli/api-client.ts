@@ -26,9 +26,10 @@ export async function getJson<T>(api: string | ApiTarget, pathAndQuery: string):
 /** One API call; a non-2xx answer becomes a CliError carrying the server's message. */
 export async function requestJson<T>(
   api: string | ApiTarget,
-  method: 'GET' | 'POST' | 'DELETE',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   pathAndQuery: string,
   body?: unknown,
+  headers: Record<string, string> = {},
 ): Promise<T> {
   const target = typeof api === 'string' ? { apiUrl: api } : api;
   const { apiUrl } = target;
@@ -40,6 +41,7 @@ export async function requestJson<T>(
       headers: {
         ...authHeaders(target),
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(10_000),

@@ -7,6 +7,12 @@ export const EVENT_TYPES = [
   'DeviceConnected',
   'DeviceDisconnected',
   'DuplicateReceived',
+  'DesiredStateChanged',
+  'CommandIssued',
+  'CommandDelivered',
+  'CommandSucceeded',
+  'CommandFailed',
+  'CommandExpired',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -70,6 +76,59 @@ export interface DuplicateReceivedData {
   clientId?: string;
 }
 
+/**
+ * An operator changed what the device should be (PUT /api/devices/:id/desired). Recorded by the command handler
+ * before anything reaches the device; the device gets `{version, state}` retained on `devices/{id}/desired`.
+ */
+export interface DesiredStateChangedData {
+  /** The desired document's version after this change: 1 for the first, then one more per change. */
+  version: number;
+  /** The JSON merge patch (RFC 7396) as accepted: `null` removed a key. */
+  patch: Record<string, unknown>;
+  /** The whole desired document after the patch: what the device was sent. */
+  state: Record<string, unknown>;
+}
+
+/** An operator asked the device to do something (POST /api/devices/:id/commands). */
+export interface CommandIssuedData {
+  /** The command's id: the device answers on `devices/{deviceId}/replies/{commandId}`. */
+  commandId: string;
+  /** What to do: the last level of `devices/{deviceId}/commands/{name}`. */
+  name: string;
+  params: Record<string, unknown>;
+  /** How long the device has to answer, ms. */
+  timeoutMs: number;
+  /** issued time + timeoutMs, epoch ms: unanswered by then, the command expires. */
+  expiresAt: number;
+}
+
+/** The device acknowledged the command's QoS 1 PUBLISH (its PUBACK): it has the command. */
+export interface CommandDeliveredData {
+  commandId: string;
+  /** The MQTT client that acknowledged it. */
+  clientId: string;
+}
+
+/** The device's reply `{"status":"ok","result":{…}}` on `devices/{deviceId}/replies/{commandId}`. */
+export interface CommandSucceededData {
+  commandId: string;
+  result: Record<string, unknown>;
+  message?: string;
+}
+
+/** The device's reply `{"status":"error","message":"…"}`: it could not do it. */
+export interface CommandFailedData {
+  commandId: string;
+  message: string;
+  result?: Record<string, unknown>;
+}
+
+/** No reply came before `expiresAt`: recorded by the server's expiry scheduler. */
+export interface CommandExpiredData {
+  commandId: string;
+  expiresAt: number;
+}
+
 export interface EventDataByType {
   TelemetryRecorded: TelemetryRecordedData;
   StateReported: StateReportedData;
@@ -77,6 +136,31 @@ export interface EventDataByType {
   DeviceConnected: DeviceConnectedData;
   DeviceDisconnected: DeviceDisconnectedData;
   DuplicateReceived: DuplicateReceivedData;
+  DesiredStateChanged: DesiredStateChangedData;
+  CommandIssued: CommandIssuedData;
+  CommandDelivered: CommandDeliveredData;
+  CommandSucceeded: CommandSucceededData;
+  CommandFailed: CommandFailedData;
+  CommandExpired: CommandExpiredData;
+}
+
+/**
+ * Events of the command side (desired state and commands): recorded in the device's stream, but not something the
+ * device reported about itself, so the device aggregate does not count them (only replies come from the device).
+ */
+export const COMMAND_SIDE_EVENT_TYPES = [
+  'DesiredStateChanged',
+  'CommandIssued',
+  'CommandDelivered',
+  'CommandSucceeded',
+  'CommandFailed',
+  'CommandExpired',
+] as const satisfies readonly EventType[];
+
+export type CommandSideEventType = (typeof COMMAND_SIDE_EVENT_TYPES)[number];
+
+export function isCommandSideEventType(type: EventType): type is CommandSideEventType {
+  return (COMMAND_SIDE_EVENT_TYPES as readonly string[]).includes(type);
 }
 
 /** An event as ingest hands it to the log: everything but the positions the log assigns. */

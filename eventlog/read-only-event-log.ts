@@ -1,4 +1,4 @@
-import type { StoredEvent } from '../core/event.js';
+import type { NewEvent, StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { EventLog } from './event-log.js';
 
@@ -10,7 +10,17 @@ import type { EventLog } from './event-log.js';
  * `stats().lastSeq` is the highest position seen through any read: a backend counts its own appends there,
  * and a reader makes none, so without this /healthz would show the head as it was at open.
  */
-export function readOnlyEventLog(log: EventLog, who = 'fleetlog process'): EventLog {
+export function readOnlyEventLog(
+  log: EventLog,
+  who = 'fleetlog process',
+  options: {
+    /**
+     * Appends of only such events pass through (`fleetlog process --broker` records desired state and commands,
+     * and nothing else); without it every append rejects.
+     */
+    mayAppend?: (event: NewEvent) => boolean;
+  } = {},
+): EventLog {
   let seen = 0;
   const see = <T extends readonly StoredEvent[]>(events: T): T => {
     const last = events.at(-1);
@@ -22,7 +32,10 @@ export function readOnlyEventLog(log: EventLog, who = 'fleetlog process'): Event
       new FleetlogError('ERR_UNAVAILABLE', `${who} only reads the event log; ${what} belongs to ingest`),
     );
   return {
-    append: () => refuse('appending'),
+    append: (events) => {
+      const { mayAppend } = options;
+      return mayAppend && events.every(mayAppend) ? log.append(events) : refuse('appending');
+    },
     removeBefore: () => refuse('retention'),
     readAll: async (options) => see(await log.readAll(options)),
     readStream: (deviceId, options) => log.readStream(deviceId, options),

@@ -1,6 +1,7 @@
 import type { Aedes, AuthenticateHandler, AuthorizeSubscribeHandler, Client, PublishPacket } from 'aedes';
 import type { Counter } from 'prom-client';
 import type { Logger } from '../core/logger.js';
+import { parseTopic } from '../core/topics.js';
 import type { DeviceCredentials, DeviceRole } from './device-credentials.js';
 import { createLoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
 
@@ -37,6 +38,11 @@ export interface BrokerAuthOptions {
   logger: Logger;
   /** Failed logins per source address before its logins are limited to known-good secrets. */
   throttle?: LoginThrottleOptions;
+  /**
+   * Whether `commandId` was issued to `deviceId` (the command side's read model): a device may publish on
+   * `devices/{id}/replies/{commandId}` only for its own commands. Absent, no reply is allowed.
+   */
+  isCommandOf?: (deviceId: string, commandId: string) => boolean;
 }
 
 export interface BrokerAuth {
@@ -50,20 +56,27 @@ export interface BrokerAuth {
   attach(aedes: Aedes): void;
 }
 
-/** A device may publish only under its own `devices/{id}/`; an operator only commands, to any device. */
+/**
+ * A device may publish only under its own `devices/{id}/`, and not on its downlink topics (`desired`,
+ * `commands/…`): those are the server's, written by the command side after it recorded the change. An operator
+ * publishes nothing: commands go through the API (`POST /api/devices/:id/commands`), which records them first.
+ */
 export function mayPublish(identity: Identity, topic: string): boolean {
-  if (identity.role === 'operator') return /^devices\/[^/]+\/commands(\/.*)?$/.test(topic);
-  return topic.startsWith(`devices/${identity.deviceId}/`);
+  if (identity.role === 'operator') return false;
+  if (!topic.startsWith(`devices/${identity.deviceId}/`)) return false;
+  const match = parseTopic(topic);
+  return match.match !== 'downlink';
 }
 
 /**
- * A device may subscribe only to its own commands: `devices/{id}/commands/#` or a narrower filter under it
- * (device ids cannot contain wildcards, so a prefix test suffices). An operator may subscribe to anything.
+ * A device may subscribe only to its own commands (`devices/{id}/commands/#` or a narrower filter under it; device
+ * ids cannot contain wildcards, so a prefix test suffices) and its own desired document (`devices/{id}/desired`).
+ * An operator may subscribe to anything.
  */
 export function maySubscribe(identity: Identity, filter: string): boolean {
   if (identity.role === 'operator') return true;
   const own = `devices/${identity.deviceId}/commands`;
-  return filter === own || filter.startsWith(`${own}/`);
+  return filter === own || filter.startsWith(`${own}/`) || filter === `devices/${identity.deviceId}/desired`;
 }
 
 export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
@@ -86,6 +99,13 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
       },
       'mqtt client refused',
     );
+  }
+
+  /** A reply only for a command issued to this device; every other topic is not a reply. */
+  function mayReply(identity: Identity, topic: string): boolean {
+    const match = parseTopic(topic);
+    if (match.match !== 'device' || match.topic.kind !== 'reply') return true;
+    return options.isCommandOf?.(identity.deviceId, match.topic.commandId) ?? false;
   }
 
   const authenticate: AuthenticateHandler = (client, username, password, callback) => {
@@ -151,7 +171,7 @@ export function createBrokerAuth(options: BrokerAuthOptions): BrokerAuth {
     authenticate,
     checkPublish(client, packet) {
       const identity = identities.get(client);
-      if (identity && mayPublish(identity, packet.topic)) return null;
+      if (identity && mayPublish(identity, packet.topic) && mayReply(identity, packet.topic)) return null;
       refused(client, identity?.deviceId, 'publish_denied', { topic: packet.topic.slice(0, 256) });
       // [MQTT-3.3.5-2]: a server that does not authorize a PUBLISH must either acknowledge it as usual or close
       // the network connection; Aedes closes it when this hook calls back with an error, so no PUBACK is sent.

@@ -20,6 +20,8 @@ export interface BrokerLimitsOptions {
   deadLetters: DeadLetterStore;
   metrics: Metrics;
   logger: Logger;
+  /** Each PUBACK a connection sends (its stream and packet id), before Aedes handles it. */
+  onPuback?: (stream: Duplex, packetId: number) => void;
 }
 
 export interface BrokerLimits {
@@ -96,7 +98,11 @@ export function createBrokerLimits(options: BrokerLimitsOptions): BrokerLimits {
       });
       return guardMqttStream(
         stream,
-        { maxPacketBytes, maxQos2AwaitingPubrel: MAX_QOS2_AWAITING_PUBREL },
+        {
+          maxPacketBytes,
+          maxQos2AwaitingPubrel: MAX_QOS2_AWAITING_PUBREL,
+          ...(options.onPuback ? { onPuback: (id: number) => options.onPuback?.(stream, id) } : {}),
+        },
         ({ reason, detail, clientId }) => {
           violations.inc({ reason });
           logger.warn(

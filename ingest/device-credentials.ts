@@ -3,7 +3,10 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
-/** `device` publishes its own telemetry and reads its own commands; `operator` watches everything and sends commands. */
+/**
+ * `device` publishes its own telemetry and replies, and reads its own desired state and commands; `operator` watches
+ * everything (commands are issued through the API, which records them first).
+ */
 export type DeviceRole = 'device' | 'operator';
 
 export interface CredentialInfo {

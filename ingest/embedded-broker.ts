@@ -13,7 +13,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { DisconnectReason } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import { isValidDeviceId } from '../core/topics.js';
+import { isDownlinkTopic, isValidDeviceId } from '../core/topics.js';
 import type { BrokerAuth } from './broker-auth.js';
 import { createBrokerLimits, type BrokerLimitsOptions } from './broker-limits.js';
 import type { Ingester, PublishTransport } from './ingester.js';
@@ -45,6 +45,11 @@ export interface EmbeddedBroker {
    * undefined when it was refused (and closed). Other listeners (TLS) pass their sockets through it too.
    */
   admit<T extends Duplex>(stream: T): T | undefined;
+  /**
+   * Called with each PUBACK a client sends (its client and the packet id), as the connection guard reads it: the
+   * command side learns which command a device acknowledged. Needs `limits` (the guard); every server has them.
+   */
+  onPuback(listener: (client: Client, packetId: number) => void): void;
   /** Stops accepting connections, disconnects every client, and records them offline. */
   close(): Promise<void>;
 }
@@ -91,7 +96,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     }
     // The will is published by the broker as the client goes away; clientDisconnect records that, with a reason.
     if (packet === (client as unknown as ClientInternals).will) {
-      callback(null);
+      // ...but a will on a device's downlink topic would replace the desired document the server keeps retained.
+      callback(
+        isDownlinkTopic(packet.topic) ? new Error(`${packet.topic} is written by the server only`) : null,
+      );
       return;
     }
     const denied = options.auth?.checkPublish(client, packet);
@@ -114,7 +122,14 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       else receipts.received(client.id, qos2Id);
     }
     ingester.ingest({ clientId: client.id, topic: packet.topic, payload, transport }).then(
-      () => {
+      (outcome) => {
+        // A client writing a device's desired document or commands: dead-lettered (downlink_topic) and not
+        // routed, so no device receives a desired state or command the server did not record. [MQTT-3.3.5-2]:
+        // refusing a PUBLISH means closing the connection in MQTT 3.1.1.
+        if (outcome === 'rejected' && isDownlinkTopic(packet.topic)) {
+          callback(new Error(`${packet.topic} is written by the server only`));
+          return;
+        }
         // A retransmission answered while its original was still being appended: if that append failed (and
         // was forgotten), no PUBREC may go out for the copy either, or the device would think it delivered.
         if (transport.awaitingRelease && qos2Id !== undefined && !receipts.awaiting(client.id, qos2Id)) {
@@ -162,7 +177,20 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     callback(refusal, false);
   };
 
-  const limits = options.limits && createBrokerLimits({ ...options.limits, metrics, logger: options.logger });
+  // Which Aedes client reads from which connection, for PUBACKs the guard sees before Aedes does.
+  const clientsByStream = new WeakMap<object, Client>();
+  const pubackListeners: ((client: Client, packetId: number) => void)[] = [];
+  const limits =
+    options.limits &&
+    createBrokerLimits({
+      ...options.limits,
+      metrics,
+      logger: options.logger,
+      onPuback: (stream, packetId) => {
+        const client = clientsByStream.get(stream);
+        if (client) for (const listener of pubackListeners) listener(client, packetId);
+      },
+    });
   const admit = <T extends Duplex>(stream: T): T | undefined => (limits ? limits.admit(stream) : stream);
   const aedes = await Aedes.createBroker({
     ...limits?.aedesOptions,
@@ -175,6 +203,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   receipts.attach(aedes);
 
   aedes.on('client', (client) => {
+    clientsByStream.set(client.conn, client);
     metrics.mqttClients.set(aedes.connectedClients);
     logger.debug({ clientId: client.id }, 'client connected');
     const will = (client as unknown as ClientInternals).will;
@@ -239,6 +268,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       });
     },
     admit,
+    onPuback(listener) {
+      pubackListeners.push(listener);
+    },
     async close() {
       closing = true;
       limits?.close();

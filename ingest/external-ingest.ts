@@ -25,6 +25,7 @@ import { Gauge } from 'prom-client';
 import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import { isDownlinkTopic } from '../core/topics.js';
 import type { Ingester } from './ingester.js';
 
 export interface ExternalIngestOptions {
@@ -170,6 +171,13 @@ function openConnection(
     customHandleAcks: (topic, payload, _packet, done) => {
       // While stopping, nothing new is started and nothing acked: the broker keeps it for the session.
       if (stopping) return;
+      // devices/{id}/desired and /commands/… are the command side's own publishes coming back through the
+      // subscription: downlink, not device messages. Through an external broker they cannot be told apart from a
+      // device publishing there, so refusing those is the broker's ACL's job (README "The command side").
+      if (isDownlinkTopic(topic)) {
+        done(0);
+        return;
+      }
       const gen = generation;
       const work = deps.ingester.ingest({ clientId: ctx.via, topic, payload }).then(
         () => {

@@ -24,6 +24,12 @@ export interface MqttGuardOptions {
   maxPacketBytes: number;
   /** Inbound QoS 2 PUBLISHes a connection may leave without PUBREL before it is closed. */
   maxQos2AwaitingPubrel: number;
+  /**
+   * Called with the packet id of each PUBACK the client sends, before Aedes reads it. Aedes' own `ack` event
+   * names neither the packet id nor the packet for a clean session; the command side needs to know which of its
+   * QoS 1 commands a device acknowledged (control/aedes-downlink.ts).
+   */
+  onPuback?: (packetId: number) => void;
 }
 
 export interface ViolationReport {
@@ -38,6 +44,7 @@ export const PACKET_OVERHEAD_BYTES = 2 + 65_535 + 2 + 1_024;
 
 const CONNECT = 1;
 const PUBLISH = 3;
+const PUBACK = 4;
 const PUBREL = 6;
 const SUBSCRIBE = 8;
 const UNSUBSCRIBE = 10;
@@ -195,6 +202,7 @@ function initialWant(type: number, length: number): number {
   switch (type) {
     case PUBLISH:
     case PUBREL:
+    case PUBACK:
       return Math.min(2, length);
     case CONNECT:
     case SUBSCRIBE:
@@ -255,6 +263,10 @@ function inspect(
     case PUBREL:
       if (body.length < 2) throw new Truncated();
       state.qos2Awaiting.delete(body.readUInt16BE(0));
+      return undefined;
+    case PUBACK:
+      if (body.length < 2) throw new Truncated();
+      options.onPuback?.(body.readUInt16BE(0));
       return undefined;
     case CONNECT:
       return inspectConnect(new FieldReader(body), state);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { NewEvent } from '../core/event.js';
+import type { EventDataByType, NewEvent } from '../core/event.js';
 import { contentEventId } from '../core/event-id.js';
+import { JSON_SHAPE_LIMITS, jsonShapeProblem } from '../core/json-shape.js';
 import { checkIsoTime } from '../core/time-parse.js';
 import { parseTopic, type DeviceTopic } from '../core/topics.js';
 
@@ -18,7 +19,8 @@ export type RejectReason =
   | 'no_metrics'
   | 'invalid_status'
   | 'limit_exceeded'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'downlink_topic';
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   'unknown_topic',
@@ -34,6 +36,7 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'invalid_status',
   'limit_exceeded',
   'rate_limited',
+  'downlink_topic',
 ];
 
 export type ParseResult =
@@ -67,7 +70,7 @@ const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
  * Shape limits, so one message cannot make every later fold and query slow: metrics per telemetry message,
  * nesting depth and total keys of a state report or event body.
  */
-export const PAYLOAD_LIMITS = { metrics: 256, depth: 16, keys: 1000 } as const;
+export const PAYLOAD_LIMITS = { metrics: 256, ...JSON_SHAPE_LIMITS } as const;
 /**
  * Topic limits, checked before the topic contract: the longest device topic is about 210 characters and 4
  * levels deep, so these only stop junk (and keep dead letters and logs small) while leaving room for
@@ -96,6 +99,15 @@ export function parseMessage(topic: string, payload: Buffer, options: ParseOptio
   const match = parseTopic(topic);
   if (match.match === 'passthrough') return { kind: 'passthrough' };
   if (match.match === 'invalid') return { kind: 'rejected', reason: match.reason, detail: match.detail };
+  if (match.match === 'downlink') {
+    return {
+      kind: 'rejected',
+      reason: 'downlink_topic',
+      detail:
+        'devices/{id}/desired and devices/{id}/commands/… are written by the server: change desired state with PUT /api/devices/{id}/desired (fleetlog desired), send commands with POST /api/devices/{id}/commands (fleetlog command)',
+      deviceId: match.deviceId,
+    };
+  }
   const deviceTopic = match.topic;
   try {
     if (payload.length > options.maxPayloadBytes) {
@@ -181,12 +193,56 @@ function toEvent(
         checkShape(data, 'event data');
         return { ...base, type: 'DeviceEventReported', data: { name: topic.name, data } };
       }
+      case 'reply':
+        return { ...base, ...parseReply(body, topic.commandId) };
     }
   })();
   return { kind: 'event', event, identified };
 }
 
 type JsonObject = Record<string, unknown>;
+
+const REPLY_KEYS = new Set(['ts', 'seq', 'status', 'result', 'message']);
+/** Longest reply message kept, characters. */
+export const MAX_REPLY_MESSAGE = 1024;
+
+/** `{"status":"ok"|"error","result":{…},"message":"…"}`, the device's answer to a command. */
+function parseReply(
+  body: JsonObject,
+  commandId: string,
+):
+  | { type: 'CommandSucceeded'; data: EventDataByType['CommandSucceeded'] }
+  | { type: 'CommandFailed'; data: EventDataByType['CommandFailed'] } {
+  const unknown = Object.keys(body).filter((k) => !REPLY_KEYS.has(k));
+  if (unknown.length > 0) {
+    throw new Rejection(
+      'invalid_shape',
+      `a reply has status, result and message (and ts, seq); unexpected ${unknown
+        .slice(0, 5)
+        .map((k) => JSON.stringify(k.slice(0, 40)))
+        .join(', ')}`,
+    );
+  }
+  if (body.status !== 'ok' && body.status !== 'error') {
+    throw new Rejection('invalid_shape', 'a reply\'s status must be "ok" or "error"');
+  }
+  const result = body.result === undefined ? undefined : asObject(body.result, 'result');
+  if (result) checkShape(result, 'result');
+  if (body.message !== undefined && typeof body.message !== 'string') {
+    throw new Rejection('invalid_shape', "a reply's message must be a string");
+  }
+  const message = body.message?.slice(0, MAX_REPLY_MESSAGE);
+  if (body.status === 'ok') {
+    return {
+      type: 'CommandSucceeded',
+      data: { commandId, result: result ?? {}, ...(message === undefined ? {} : { message }) },
+    };
+  }
+  return {
+    type: 'CommandFailed',
+    data: { commandId, message: message ?? '', ...(result === undefined ? {} : { result }) },
+  };
+}
 
 function parseObject(text: string): JsonObject {
   let value: unknown;
@@ -250,23 +306,9 @@ function parseMetrics(body: JsonObject): Record<string, number> {
   return Object.fromEntries(entries) as Record<string, number>;
 }
 
-/** Walks a parsed body without recursion, stopping at the first limit it crosses. */
 function checkShape(root: JsonObject, what: string): void {
-  let keys = 0;
-  const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 1 }];
-  while (stack.length > 0) {
-    const { value, depth } = stack.pop() as { value: unknown; depth: number };
-    if (typeof value !== 'object' || value === null) continue;
-    if (depth > PAYLOAD_LIMITS.depth) {
-      throw new Rejection('limit_exceeded', `${what} nests deeper than ${PAYLOAD_LIMITS.depth} levels`);
-    }
-    const children = Array.isArray(value) ? (value as unknown[]) : Object.values(value);
-    keys += children.length;
-    if (keys > PAYLOAD_LIMITS.keys) {
-      throw new Rejection('limit_exceeded', `${what} has more than ${PAYLOAD_LIMITS.keys} keys and items`);
-    }
-    for (const child of children) stack.push({ value: child, depth: depth + 1 });
-  }
+  const problem = jsonShapeProblem(root, what);
+  if (problem !== undefined) throw new Rejection('limit_exceeded', problem);
 }
 
 /**

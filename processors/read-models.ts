@@ -4,6 +4,8 @@
  * the read models' queries.ts and re-exported.
  */
 import type { AccountingQueries } from './accounting/queries.js';
+import type { CommandQueries } from './commands/queries.js';
+import type { DesiredStateQueries } from './desired-state/queries.js';
 import type { DeviceStateQueries } from './device-state/queries.js';
 import type { ProjectionStatus } from './runner/fold-slot.js';
 import type { RetentionStatus } from './runner/retention-status.js';
@@ -12,6 +14,10 @@ import type { SeriesQueries } from './telemetry-series/queries.js';
 
 export type { DeviceAccounting } from './accounting/fold.js';
 export type { AccountingQueries, AccountingTotals } from './accounting/queries.js';
+export type { CommandRecord, StatusChange } from './commands/fold.js';
+export type { CommandListQuery, CommandQueries } from './commands/queries.js';
+export type { DesiredState } from './desired-state/fold.js';
+export type { DesiredStateQueries } from './desired-state/queries.js';
 export type { DeviceListQuery, DeviceStateQueries, DeviceView, StateAsOf } from './device-state/queries.js';
 export type { ProjectionStatus } from './runner/fold-slot.js';
 export type { RetentionStatus } from './runner/retention-status.js';
@@ -28,6 +34,10 @@ export interface ReadModels {
   readonly devices: DeviceStateQueries;
   readonly series: SeriesQueries;
   readonly accounting: AccountingQueries;
+  /** Each device's desired document, now and as of a time (the command side decides against it). */
+  readonly desired: DesiredStateQueries;
+  /** Each command's status and history. */
+  readonly commands: CommandQueries;
   /** Every read model's and sink's progress, for /healthz, /metrics, /api/projections and `fleetlog rebuild`. */
   status(): (ProjectionStatus | SinkStatus)[];
   /** Where each read model and sink would resume after a restart: its committed checkpoint. */

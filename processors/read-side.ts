@@ -3,6 +3,8 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { accountingReadModel } from './accounting/read-model.js';
+import { commandsReadModel } from './commands/read-model.js';
+import { desiredStateReadModel } from './desired-state/read-model.js';
 import { deviceStateReadModel } from './device-state/read-model.js';
 import { createInfluxSink } from './influx/influx-sink.js';
 import type { InfluxTarget } from './influx/influx-target.js';
@@ -26,6 +28,8 @@ import { createSinkRunner, type SinkRunner } from './runner/sink-runner.js';
 import { openSqliteRunnerStorage } from './runner/sqlite-storage.js';
 import type { RunnerStorage } from './runner/storage.js';
 import { telemetrySeriesReadModel } from './telemetry-series/read-model.js';
+
+export type FoldedListener = (events: readonly StoredEvent[], position: number) => void;
 
 /** What the read side reads: the log in order and by device and time. */
 export type ReadableLog = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq' | 'readStreamByTime'>;
@@ -61,6 +65,11 @@ export interface ReadSide {
   retention?: Retention;
   /** Resolves once every read model and sink has folded through `seq`. */
   waitFor(seq: number): Promise<void>;
+  /**
+   * Calls `listener` after each folded batch, once the read models show it (besides `onBatch`): the command side
+   * follows the commands it must deliver or expire this way. Returns an unsubscribe function.
+   */
+  onFolded(listener: FoldedListener): () => void;
   /** Stops retention, the sinks and the runner (which commits), then closes the storage. */
   close(): Promise<void>;
 }
@@ -79,6 +88,7 @@ export async function openReadSide(log: ReadableLog, options: ReadSideOptions): 
       state: 'off',
       retentionMs: null,
     };
+  const listeners = new Set<FoldedListener>();
   const runner = createProjectionRunner({
     source: log,
     log,
@@ -88,7 +98,16 @@ export async function openReadSide(log: ReadableLog, options: ReadSideOptions): 
     snapshotEvery: options.snapshotEvery,
     retention: retentionStatus,
     batchSize: options.batchSize,
-    onBatch: options.onBatch,
+    onBatch: (events, position) => {
+      options.onBatch?.(events, position);
+      for (const listener of listeners) {
+        try {
+          listener(events, position);
+        } catch (err) {
+          logger.error({ err }, 'a read-side listener failed');
+        }
+      }
+    },
   });
   await runner.start({ rebuild: options.rebuild });
   const sinks = options.influx
@@ -122,6 +141,8 @@ export async function openReadSide(log: ReadableLog, options: ReadSideOptions): 
     devices: runner.queries(deviceStateReadModel),
     series: runner.queries(telemetrySeriesReadModel),
     accounting: runner.queries(accountingReadModel),
+    desired: runner.queries(desiredStateReadModel),
+    commands: runner.queries(commandsReadModel),
     status: () => [...runner.status(), ...sinks.map((s) => s.status())],
     // A sink moves its checkpoint only after a confirmed write: its position is its checkpoint.
     checkpoints: () => [
@@ -144,6 +165,10 @@ export async function openReadSide(log: ReadableLog, options: ReadSideOptions): 
     sinks,
     get retention() {
       return retention;
+    },
+    onFolded(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     async waitFor(seq) {
       await runner.waitFor(seq);

@@ -1,4 +1,6 @@
 import { accountingReadModel } from './accounting/read-model.js';
+import { commandsReadModel } from './commands/read-model.js';
+import { desiredStateReadModel } from './desired-state/read-model.js';
 import { deviceStateReadModel } from './device-state/read-model.js';
 import type { ReadModelDefinition } from './read-model-definition.js';
 import { telemetrySeriesReadModel } from './telemetry-series/read-model.js';
@@ -12,6 +14,8 @@ export const READ_MODELS: readonly ReadModelDefinition[] = [
   deviceStateReadModel,
   telemetrySeriesReadModel,
   accountingReadModel,
+  desiredStateReadModel,
+  commandsReadModel,
 ];
 
 /** The external sinks read-side.ts may start (each only when configured: influx with FLEETLOG_INFLUX_URL). */

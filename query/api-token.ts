@@ -7,6 +7,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
  */
 const OPEN_ROUTES = new Set(['/healthz', '/login', '/assets/:name']);
 const COOKIE = 'fleetlog_session';
+/**
+ * The dashboard's own writes (its desired-state form and command button): the session cookie is accepted for these
+ * too, but only from the page itself (an Origin header naming this host) and only with a JSON body, which a
+ * cross-site form cannot send and a cross-site script cannot send without a CORS preflight this server never grants.
+ */
+const DASHBOARD_WRITES = new Set(['PUT /api/devices/:id/desired', 'POST /api/devices/:id/commands']);
 /** Long enough for any token worth using; a bigger form is refused before it is parsed. */
 const LOGIN_BODY_LIMIT = 4096;
 
@@ -31,8 +37,8 @@ type Verdict = { ok: true } | { ok: false; message: string };
  * With a token, every route but /healthz, /login and /assets/* needs it. Scripts and the CLI send
  * `Authorization: Bearer <token>`. The dashboard cannot: EventSource (/api/stream) sets no headers. So
  * /login trades the token for an HttpOnly, SameSite=Strict session cookie, which is an HMAC of the token
- * (a leaked cookie is not the token), and which is accepted for GET and HEAD only: a forged cross-site POST
- * carries no cookie (SameSite), and no state-changing route takes one anyway.
+ * (a leaked cookie is not the token), and which is accepted for GET and HEAD, and for the dashboard's own two
+ * writes under the conditions of DASHBOARD_WRITES: a forged cross-site request carries no cookie (SameSite).
  * /metrics needs the token too: it names projections and counts devices, and Prometheus can send a bearer token.
  */
 export function registerApiToken(app: FastifyInstance, token: string, options: { secure: boolean }): void {
@@ -50,7 +56,7 @@ export function registerApiToken(app: FastifyInstance, token: string, options: {
         : { ok: false, message: 'the bearer token is wrong: use the value of FLEETLOG_API_TOKEN' };
     }
     const cookie = cookieValue(req.headers.cookie, COOKIE);
-    if (cookie !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
+    if (cookie !== undefined && (req.method === 'GET' || req.method === 'HEAD' || dashboardWrite(req))) {
       return same(cookie, expectedSession)
         ? { ok: true }
         : { ok: false, message: 'the session has expired (the token changed): log in again at /login' };
@@ -90,6 +96,19 @@ export function registerApiToken(app: FastifyInstance, token: string, options: {
     });
     done();
   });
+}
+
+function dashboardWrite(req: FastifyRequest): boolean {
+  if (!DASHBOARD_WRITES.has(`${req.method} ${req.routeOptions.url ?? ''}`)) return false;
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (!type.startsWith('application/') || !type.endsWith('json')) return false;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
 }
 
 function loginPage(reply: FastifyReply, status: number, problem: string) {

@@ -5,8 +5,12 @@ import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
 import type { ReadModels } from '../processors/read-models.js';
 import { viewAccounting } from './accounting-view.js';
+import { desiredSummary, viewDesired } from './desired-view.js';
+import { withCommandSideAsOf } from './state-as-of-view.js';
 import { badRequest, DEVICE_ID_RULE, notFound, Params, type Query } from './params.js';
 
+/** Most commands "as of" lists (the latest issued by then). */
+const AS_OF_COMMANDS = 100;
 /** Most windows one series request may ask for. */
 const MAX_WINDOWS = 10_000;
 const ID_PROBLEM = `id: ${DEVICE_ID_RULE}`;
@@ -64,11 +68,17 @@ export function registerDeviceRoutes(
       '/api/devices/:id/state',
       '/api/devices/:id/series/:metric',
       '/api/devices/:id/accounting',
+      '/api/devices/:id/desired',
+      '/api/devices/:id/commands',
+      '/api/devices/:id/commands/:commandId',
     ])
       app.get(url, off);
+    // The command side decides against the read models: without them it is off too.
+    app.put('/api/devices/:id/desired', off);
+    app.post('/api/devices/:id/commands', off);
     return;
   }
-  const { devices, series, accounting } = readModels;
+  const { devices, series, accounting, desired, commands } = readModels;
   const accountingOf = async (id: string) =>
     viewAccounting(
       id,
@@ -97,9 +107,14 @@ export function registerDeviceRoutes(
     const { id } = req.params;
     if (!isValidDeviceId(id)) return badRequest(reply, [ID_PROBLEM]);
     const device = devices.get(id);
-    return device
-      ? { ...device, accounting: await accountingOf(id) }
-      : notFound(reply, `unknown device "${id}"`);
+    if (!device) return notFound(reply, `unknown device "${id}"`);
+    const wanted = desired.get(id);
+    return {
+      ...device,
+      accounting: await accountingOf(id),
+      // Only once an operator set one: what the device should be, and what it has yet to apply.
+      ...(wanted ? { desired: desiredSummary(viewDesired(id, wanted, device.reported)) } : {}),
+    };
   });
 
   // Answers for a device whose every message was dead-lettered too: it is in no read model, but it did send.
@@ -118,7 +133,10 @@ export function registerDeviceRoutes(
     const at = p.time('at') ?? Date.now();
     if (p.problems.length > 0) return badRequest(reply, p.problems);
     if (!devices.get(id)) return notFound(reply, `unknown device "${id}"`);
-    return devices.asOf(id, at);
+    return withCommandSideAsOf(await devices.asOf(id, at), {
+      desired: desired.asOf(id, at),
+      commands: commands.asOf(id, at, AS_OF_COMMANDS),
+    });
   });
 
   app.get<{ Params: { id: string; metric: string }; Querystring: Query }>(

@@ -7,7 +7,9 @@ import type { TlsFiles } from '../core/tls-files.js';
 import type { DeviceCredentials } from '../ingest/device-credentials.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.js';
+import type { CommandHandler } from '../control/command-handler.js';
 import type { ReadModels } from '../processors/read-models.js';
+import { registerCommandRoutes } from './command-routes.js';
 import { registerApiToken } from './api-token.js';
 import { registerCredentialRoutes, type BrokerAddress } from './credential-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
@@ -24,6 +26,8 @@ export interface HttpServerDeps {
   logger: Logger;
   /** The read models; without them only history, dead letters and ops routes are served. */
   readModels?: ReadModels;
+  /** Records desired-state changes and commands; absent, those writes answer 503 (reads still work). */
+  commands?: CommandHandler;
   /** Live facts for /healthz, e.g. connected MQTT clients. */
   health?: () => Record<string, unknown>;
   /** Serves /api/devices/:id/credentials (device authentication). */
@@ -60,6 +64,14 @@ export function createHttpServer(deps: HttpServerDeps) {
   if (deps.credentials) registerCredentialRoutes(app, deps.credentials, deps.broker);
   registerOpsRoutes(app, deps);
   registerDeviceRoutes(app, deps.log, deps.readModels, deps.deadLetters);
+  if (deps.readModels) {
+    const { credentials } = deps;
+    registerCommandRoutes(app, {
+      readModels: deps.readModels,
+      ...(deps.commands ? { handler: deps.commands } : {}),
+      ...(credentials ? { knownElsewhere: (id: string) => credentials.get(id)?.revokedAt === null } : {}),
+    });
+  }
   registerDeadLetterRoutes(app, deps.deadLetters);
   registerStreamRoute(app, deps.log, deps.metrics);
   registerDashboardRoutes(app);

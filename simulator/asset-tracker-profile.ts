@@ -49,7 +49,7 @@ export const assetTrackerProfile: DeviceProfile = {
       state: () => ({
         firmware,
         model: 'TRK-4G',
-        config: { reportIntervalS: random.pick([5, 15, 60] as const) },
+        config: { sampleIntervalS: random.pick([5, 15, 60] as const) },
       }),
       event() {
         const name = random.pick(['low_battery', 'geofence_exit', 'harsh_braking', 'reboot'] as const);

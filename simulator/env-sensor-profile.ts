@@ -30,7 +30,7 @@ export const envSensorProfile: DeviceProfile = {
       state: () => ({
         firmware,
         model: 'ENV-100',
-        config: { reportIntervalS: random.pick([10, 30, 60] as const) },
+        config: { sampleIntervalS: random.pick([10, 30, 60] as const) },
       }),
       event() {
         const name = random.pick(['door_open', 'door_closed', 'reboot', 'low_battery'] as const);

@@ -24,6 +24,11 @@ export interface MessageGenerator {
   reportStateNext(): void;
   /** A reboot: the counter starts again at 1 (and the next message is a state report). Readings go on. */
   restartCounter(): void;
+  /**
+   * Attributes every later state report carries besides the profile's (what the device applied from its desired
+   * state, e.g. `reportIntervalS`); the next message is a state report.
+   */
+  reportAlso(attributes: Record<string, unknown>): void;
 }
 
 /** About 1 in 50 messages is a state report and 1 in 100 a discrete event; the rest are telemetry. */
@@ -49,6 +54,7 @@ export function createMessageGenerator(
   /** Messages sent over every boot: drives the simulated clock of the signals. */
   let sent = 0;
   let stateNext = true;
+  let also: Record<string, unknown> = {};
 
   return {
     next(now) {
@@ -72,7 +78,7 @@ export function createMessageGenerator(
           };
         }
         case 'state': {
-          const state = signals.state();
+          const state = { ...signals.state(), ...also };
           return {
             kind,
             seq,
@@ -100,6 +106,10 @@ export function createMessageGenerator(
     },
     restartCounter() {
       seq = 0;
+      stateNext = true;
+    },
+    reportAlso(attributes) {
+      also = { ...attributes };
       stateNext = true;
     },
   };

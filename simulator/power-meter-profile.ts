@@ -25,7 +25,7 @@ export const powerMeterProfile: DeviceProfile = {
       state: () => ({
         firmware,
         model: 'PM-3',
-        config: { reportIntervalS: random.pick([15, 60, 900] as const) },
+        config: { sampleIntervalS: random.pick([15, 60, 900] as const) },
       }),
       event() {
         const name = random.pick(['power_outage', 'overcurrent', 'reboot'] as const);

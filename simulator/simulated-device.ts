@@ -1,6 +1,7 @@
 import { connect, type MqttClient } from 'mqtt';
 import type { Logger } from '../core/logger.js';
 import { deviceTopics } from '../core/topics.js';
+import { createDeviceControl } from './device-control.js';
 import type { MessageGenerator, SimulatedMessage } from './message-generator.js';
 
 /** What a device tells the simulator about each data message. */
@@ -10,6 +11,8 @@ export interface DeviceReport {
   failed(err: Error): void;
   /** Sent, then lost with the device's memory in a reboot: neither acknowledged nor an error. */
   lost(): void;
+  /** The device rebooted (a `reboot` command, or the simulator's --reboot-every). */
+  rebooted(): void;
 }
 
 export interface SimulatedDeviceOptions {
@@ -20,6 +23,8 @@ export interface SimulatedDeviceOptions {
   now: () => number;
   /** MQTT user name and password, for a broker with `--auth required`. */
   credentials?: { username: string; password: string } | undefined;
+  /** The fleet's pace for this device, ms between its messages (it reports this when no desired interval applies). */
+  fleetIntervalMs: number;
 }
 
 export interface SimulatedDevice {
@@ -36,6 +41,11 @@ export interface SimulatedDevice {
   readonly firstConnect: Promise<void>;
   /** Publishes this device's next message; false if it has to skip its turn (offline or too much in flight). */
   send(): boolean;
+  /**
+   * The report interval its desired state set, ms; undefined while it follows the fleet's pace. A device with
+   * one sends on its own schedule instead of its turn in the fleet's round-robin.
+   */
+  readonly intervalMs: number | undefined;
   /**
    * Power-cycles the device: the connection drops without a DISCONNECT (the broker publishes its will), what was
    * in flight is lost with its memory, and it connects again as a new boot, its counter back at 1.
@@ -66,6 +76,27 @@ export function createSimulatedDevice(
   let lastError: Error | undefined;
   /** Bumped at each reboot: callbacks of an earlier boot's connection are ignored. */
   let boot = 0;
+  let bootedAt = performance.now();
+  let intervalMs: number | undefined;
+  let reboots = 0;
+  const control = createDeviceControl({
+    deviceId: id,
+    setInterval: (ms) => {
+      intervalMs = ms;
+    },
+    reportAlso: (attributes) => generator.reportAlso(attributes),
+    reply: (commandId, body, then) => {
+      const thisBoot = boot;
+      client.publish(deviceTopics.reply(id, commandId), JSON.stringify(body), { qos: 1 }, (err) => {
+        if (err) logger.debug({ err, commandId }, 'reply not acknowledged');
+        if (thisBoot === boot) then?.();
+      });
+    },
+    reboot: () => reboot(),
+    uptimeMs: () => performance.now() - bootedAt,
+    fleetIntervalMs: options.fleetIntervalMs,
+    now: options.now,
+  });
 
   function open(): MqttClient {
     const thisBoot = boot;
@@ -85,9 +116,16 @@ export function createSimulatedDevice(
       if (thisBoot !== boot) return;
       connected = true;
       generator.reportStateNext();
-      c.publish(statusTopic, 'online', { qos: 1, retain: true }, (err) => {
-        if (err) logger.debug({ err }, 'online status not acknowledged');
+      // Subscribed before `online`: through an external broker, `online` is the server's cue to send commands.
+      c.subscribe([...control.topics], { qos: 1 }, (err) => {
+        if (err) logger.debug({ err }, 'subscribe to desired state and commands failed');
+        c.publish(statusTopic, 'online', { qos: 1, retain: true }, (e) => {
+          if (e) logger.debug({ err: e }, 'online status not acknowledged');
+        });
       });
+    });
+    c.on('message', (topic, payload) => {
+      if (thisBoot === boot) control.onMessage(topic, payload);
     });
     c.on('close', () => {
       if (thisBoot === boot) connected = false;
@@ -100,7 +138,32 @@ export function createSimulatedDevice(
   }
 
   let client = open();
-  let reboots = 0;
+
+  /** Power-cycle: see SimulatedDevice.reboot. */
+  function reboot(): void {
+    if (closing || !connected) return;
+    boot++;
+    reboots++;
+    report.rebooted();
+    for (; inflight > 0; inflight--) report.lost();
+    connected = false;
+    generator.restartCounter();
+    // A new boot starts at the fleet's pace, reporting nothing it applied, until its retained desired state
+    // arrives again.
+    intervalMs = undefined;
+    generator.reportAlso({});
+    // Forced: no DISCONNECT, as when power goes; the broker publishes the will and records the drop. The new
+    // boot connects after a pause, as a real one does: connecting at once would take over the old session
+    // while the broker may still be publishing its will.
+    client.end(true, {}, () => {
+      setTimeout(() => {
+        if (closing) return;
+        bootedAt = performance.now();
+        client = open();
+      }, REBOOT_DOWNTIME_MS).unref();
+    });
+  }
+
   const firstConnect = new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
     client.once('error', reject);
@@ -123,6 +186,9 @@ export function createSimulatedDevice(
     get reboots() {
       return reboots;
     },
+    get intervalMs() {
+      return intervalMs;
+    },
     firstConnect,
     send() {
       if (closing || !connected || inflight >= options.maxInflight) return false;
@@ -142,20 +208,7 @@ export function createSimulatedDevice(
       return true;
     },
     reboot() {
-      if (closing || !connected) return;
-      boot++;
-      reboots++;
-      for (; inflight > 0; inflight--) report.lost();
-      connected = false;
-      generator.restartCounter();
-      // Forced: no DISCONNECT, as when power goes; the broker publishes the will and records the drop. The new
-      // boot connects after a pause, as a real one does: connecting at once would take over the old session
-      // while the broker may still be publishing its will.
-      client.end(true, {}, () => {
-        setTimeout(() => {
-          if (!closing) client = open();
-        }, REBOOT_DOWNTIME_MS).unref();
-      });
+      reboot();
     },
     async close(timeoutMs) {
       closing = true;

@@ -122,6 +122,7 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
           if (o.trackAcked) list.push(ackedMessage(spec.deviceId, message));
         },
         lost: () => void counts.lost++,
+        rebooted: () => void counts.reboots++,
         failed: (err) => {
           counts.errors++;
           logger.debug({ err, deviceId: spec.deviceId }, 'publish failed');
@@ -133,6 +134,7 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
         maxInflight: o.maxInflightPerDevice,
         now,
         credentials: o.fleetCredentials?.[spec.deviceId] ?? o.credentials,
+        fleetIntervalMs: intervalMs,
       },
       logger.child({ deviceId: spec.deviceId }),
     );
@@ -162,11 +164,14 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
     const { send, dropped } = pacer.step(t);
     counts.skipped += dropped;
     for (let i = 0; i < send; i++) {
-      // Round-robin across the fleet keeps every device at rate / devices.
+      // Round-robin across the fleet keeps every device at rate / devices. A device whose desired state set
+      // its own interval lets its turn pass (the others keep their pace) and sends on its own schedule below.
       const device = devices[cursor];
       cursor = (cursor + 1) % devices.length;
+      if (device?.intervalMs !== undefined) continue;
       if (device === undefined || !device.send()) counts.skipped++;
     }
+    sendOwnPaced(t);
     if (o.rebootEveryMs !== undefined) rebootDue(t, o.rebootEveryMs);
     rateMeter.record(t, counts.sent);
     if (o.durationMs !== undefined && t >= o.durationMs) {
@@ -174,6 +179,28 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
       timer = undefined;
       stoppedAt ??= performance.now();
       markFinished();
+    }
+  }
+
+  /** Per device (by index), when a device on its own interval sends next (ms of sending time). */
+  const ownDue = new Map<number, number>();
+
+  /** Devices whose desired state set a report interval send every that many ms, whatever the fleet's rate. */
+  function sendOwnPaced(t: number): void {
+    if (o.durationMs !== undefined && t >= o.durationMs) return;
+    for (let i = 0; i < devices.length; i++) {
+      const device = devices[i];
+      const every = device?.intervalMs;
+      if (!device || every === undefined) {
+        ownDue.delete(i);
+        continue;
+      }
+      let due = ownDue.get(i) ?? t;
+      if (due > t) continue;
+      if (!device.send()) counts.skipped++;
+      due += every;
+      // Fallen far behind (the device was offline): start again from now rather than catch up in a burst.
+      ownDue.set(i, due < t - every ? t + every : due);
     }
   }
 
@@ -192,7 +219,6 @@ export function createSimulator(options: SimulatorOptions, deps: SimulatorDeps =
       nextReboot[i] = (nextReboot[i] ?? 0) + everyMs;
       if (!device.connected) continue;
       device.reboot();
-      counts.reboots++;
     }
   }
 

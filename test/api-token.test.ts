@@ -99,6 +99,43 @@ describe('the API token (FLEETLOG_API_TOKEN)', () => {
     expect(post.status).toBe(401);
   });
 
+  it("takes the session cookie for the dashboard's own writes only from its own origin, with a JSON body", async () => {
+    server = await startTestServer({ apiToken: TOKEN });
+    const base = server.httpUrl;
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+    // A known device.
+    await fetch(`${base}/api/devices/tok-1/credentials`, { method: 'POST', headers: bearer });
+    const login = await fetch(`${base}/login`, {
+      method: 'POST',
+      body: new URLSearchParams({ token: TOKEN }),
+      redirect: 'manual',
+    });
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const origin = new URL(base).origin;
+    const put = (headers: Record<string, string>) =>
+      fetch(`${base}/api/devices/tok-1/desired`, { method: 'PUT', headers, body: '{"a":1}' }).then(
+        (r) => r.status,
+      );
+    const json = { 'content-type': 'application/json' };
+    expect(await put({ cookie, ...json, origin })).toBe(200);
+    expect(await put({ cookie, ...json })).toBe(401);
+    expect(await put({ cookie, ...json, origin: 'http://evil.example' })).toBe(401);
+    expect(await put({ cookie, 'content-type': 'text/plain', origin })).toBe(401);
+    const command = await fetch(`${base}/api/devices/tok-1/commands`, {
+      method: 'POST',
+      headers: { cookie, ...json, origin },
+      body: '{"name":"ping"}',
+    });
+    expect(command.status).toBe(202);
+    // Nothing else takes the cookie for a write.
+    const credential = await fetch(`${base}/api/devices/tok-2/credentials`, {
+      method: 'POST',
+      headers: { cookie, ...json, origin },
+      body: '{}',
+    });
+    expect(credential.status).toBe(401);
+  });
+
   it('serves the API without a token only on 127.0.0.1, even with --host 0.0.0.0, and says so', async () => {
     server = await startTestServer({ host: '0.0.0.0' });
     expect(server.httpAddress.address).toBe('127.0.0.1');

@@ -231,7 +231,7 @@ describe('MQTT device authentication (--auth required)', () => {
     expect((await refusals()).subscribe_denied).toBe(before + 2);
   });
 
-  it('lets an operator subscribe to # and send a command that reaches the device', async () => {
+  it('lets an operator watch everything; a command issued through the API reaches the device, one it publishes is refused', async () => {
     const deviceSecret = await addCredential('auth-dev-7');
     const operatorSecret = await addCredential('ops-1', 'operator');
     const device = (await connack({ clientId: 'auth-dev-7', username: 'auth-dev-7', password: deviceSecret }))
@@ -240,24 +240,130 @@ describe('MQTT device authentication (--auth required)', () => {
       .client;
     expect(await suback(operator, { '#': { qos: 1 } })).toEqual([1]);
     await device.subscribeAsync('devices/auth-dev-7/commands/#', { qos: 1 });
-    const received = new Promise<[string, string]>((resolve) =>
+    const atDevice = new Promise<[string, string]>((resolve) =>
       device.once('message', (topic, payload) => resolve([topic, payload.toString()])),
     );
-    await operator.publishAsync('devices/auth-dev-7/commands/reboot', '{"delay":5}', { qos: 1 });
-    expect(await received).toEqual(['devices/auth-dev-7/commands/reboot', '{"delay":5}']);
-    // An operator sends commands; it does not speak for a device: no PUBACK, the connection closed, nothing
-    // appended (everything the log holds past `lastSeq` is the barrier's).
+    const atOperator = new Promise<string>((resolve) =>
+      operator.on('message', (topic) => {
+        if (topic.startsWith('devices/auth-dev-7/commands/')) resolve(topic);
+      }),
+    );
+    const issued = await fetch(`${server.httpUrl}/api/devices/auth-dev-7/commands`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'reboot', params: { delay: 5 } }),
+    });
+    expect(issued.status).toBe(202);
+    const { id, expiresAt } = (await issued.json()) as { id: string; expiresAt: string };
+    expect(await atDevice).toEqual([
+      'devices/auth-dev-7/commands/reboot',
+      JSON.stringify({ id, params: { delay: 5 }, expiresAt: Date.parse(expiresAt) }),
+    ]);
+    expect(await atOperator).toBe('devices/auth-dev-7/commands/reboot');
+    // The device's PUBACK is recorded as the delivery.
+    await waitFor(async () => {
+      const c = (await (await fetch(`${server.httpUrl}/api/devices/auth-dev-7/commands/${id}`)).json()) as {
+        status: string;
+      };
+      return c.status === 'delivered' ? true : undefined;
+    });
+
+    // Commands are recorded before they reach a device: an operator publishing one is refused like any other
+    // publish it may not make (the connection closes without a PUBACK), and the device gets nothing.
     const lastSeq = await server.log.lastSeq();
     const before = (await refusals()).publish_denied ?? 0;
-    expect(await forbiddenPublish(operator, 'devices/auth-dev-7/telemetry', '{"temperature":1}')).toBe(
-      'closed without PUBACK',
-    );
+    let got = 0;
+    device.on('message', () => got++);
+    const closed = new Promise<void>((resolve) => operator.once('close', () => resolve()));
+    operator.publish('devices/auth-dev-7/commands/reboot', '{"id":"forged"}', { qos: 1 });
+    await closed;
+    expect((await refusals()).publish_denied).toBe(before + 1);
+    // Everything the log holds past `lastSeq` is the barrier's, whatever the speed of the disk.
     await barrier('auth-barrier-7');
     expect(await appendedSince(lastSeq)).toEqual([
       ['DeviceConnected', 'auth-barrier-7'],
       ['TelemetryRecorded', 'auth-barrier-7'],
     ]);
-    expect((await refusals()).publish_denied).toBe(before + 1);
+    expect(got).toBe(0);
+  });
+
+  it('refuses a device publishing on its own desired or commands topic, and grants it its desired document', async () => {
+    const secret = await addCredential('auth-dev-10');
+    for (const [i, topic] of [
+      'devices/auth-dev-10/desired',
+      'devices/auth-dev-10/commands/reboot',
+    ].entries()) {
+      const { client } = await connack({
+        clientId: 'auth-dev-10',
+        username: 'auth-dev-10',
+        password: secret,
+      });
+      expect(await suback(client, { 'devices/auth-dev-10/desired': { qos: 1 } })).toEqual([1]);
+      const before = (await refusals()).publish_denied ?? 0;
+      const lastSeq = await server.log.lastSeq();
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      let acked = false;
+      client.publish(topic, '{"version":99,"state":{"evil":true}}', { qos: 1, retain: true }, (err) => {
+        if (!err) acked = true;
+      });
+      await closed;
+      expect([acked, (await refusals()).publish_denied]).toEqual([false, before + 1]);
+      // Past `lastSeq`: the device's own presence (its connect and its close are recorded) and the barrier's
+      // events, nothing it published, whatever the speed of the disk.
+      await barrier(`auth-barrier-10-${i}`);
+      expect(
+        (await appendedSince(lastSeq)).filter(
+          ([type, deviceId]) => deviceId !== 'auth-dev-10' || !type.startsWith('Device'),
+        ),
+      ).toEqual([
+        ['DeviceConnected', `auth-barrier-10-${i}`],
+        ['TelemetryRecorded', `auth-barrier-10-${i}`],
+      ]);
+    }
+  });
+
+  it('lets a device reply only to a command it was sent', async () => {
+    const secretA = await addCredential('auth-dev-11');
+    const secretB = await addCredential('auth-dev-12');
+    const a = (await connack({ clientId: 'auth-dev-11', username: 'auth-dev-11', password: secretA })).client;
+    const b = (await connack({ clientId: 'auth-dev-12', username: 'auth-dev-12', password: secretB })).client;
+    await a.subscribeAsync('devices/auth-dev-11/commands/#', { qos: 1 });
+    const sent = new Promise<string>((resolve) =>
+      a.once('message', (_t, payload) => resolve((JSON.parse(payload.toString()) as { id: string }).id)),
+    );
+    const res = await fetch(`${server.httpUrl}/api/devices/auth-dev-11/commands`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'ping' }),
+    });
+    expect(res.status).toBe(202);
+    const commandId = await sent;
+
+    // Another device answering it, under its own prefix, names a command that is not its own: refused.
+    const before = (await refusals()).publish_denied ?? 0;
+    const bClosed = new Promise<void>((resolve) => b.once('close', () => resolve()));
+    b.publish(`devices/auth-dev-12/replies/${commandId}`, '{"status":"ok"}', { qos: 1 });
+    await bClosed;
+    // So is an answer to a command never issued.
+    const c = (await connack({ clientId: 'auth-dev-11', username: 'auth-dev-11', password: secretA })).client;
+    const cClosed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    c.publish('devices/auth-dev-11/replies/00000000-0000-4000-8000-000000000000', '{"status":"ok"}', {
+      qos: 1,
+    });
+    await cClosed;
+    expect((await refusals()).publish_denied).toBe(before + 2);
+
+    // Its own device answers it: succeeded.
+    const again = (await connack({ clientId: 'auth-dev-11', username: 'auth-dev-11', password: secretA }))
+      .client;
+    await again.publishAsync(`devices/auth-dev-11/replies/${commandId}`, '{"status":"ok","result":{"n":1}}', {
+      qos: 1,
+    });
+    await server.readSide?.runner.waitFor(await server.log.lastSeq());
+    const answer = (await (
+      await fetch(`${server.httpUrl}/api/devices/auth-dev-11/commands/${commandId}`)
+    ).json()) as { status: string; result: unknown };
+    expect([answer.status, answer.result]).toEqual(['succeeded', { n: 1 }]);
   });
 
   it('stores a scrypt hash with its cost, never the secret', async () => {

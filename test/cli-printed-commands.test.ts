@@ -147,12 +147,14 @@ describe('fleetlog demo on other ports', () => {
     await waitFor(() => (stdout.includes('Ctrl-C stops') ? true : undefined), 15_000);
     const lines = stdout.split('\n');
     const start = lines.indexOf('Try next, in another terminal:');
-    const tryNext = lines.slice(start + 1, start + 4);
+    const tryNext = lines.slice(start + 1, start + 6);
     const first = /history (\S+) /.exec(tryNext[1] ?? '')?.[1] ?? '';
     expect(tryNext).toEqual([
       `  npx fleetlog subscribe 'devices/+/telemetry' --url mqtt://127.0.0.1:${mqttPort}`,
       `  npx fleetlog history ${first} --from -5m --api http://127.0.0.1:${httpPort}`,
       `  curl -s 'http://127.0.0.1:${httpPort}/api/devices/${first}/events?limit=5'`,
+      `  npx fleetlog desired ${first} reportIntervalS=5 --api http://127.0.0.1:${httpPort}`,
+      `  npx fleetlog command ${first} reboot --wait --api http://127.0.0.1:${httpPort}`,
     ]);
 
     const sub = shell(tryNext[0] as string);
@@ -168,6 +170,16 @@ describe('fleetlog demo on other ports', () => {
     const curl = shell(tryNext[2] as string);
     expect(await exited(curl)).toBe(0);
     expect(JSON.parse(curl.output())).toMatchObject({ deviceId: first });
+
+    const desired = shell(tryNext[3] as string);
+    expect(await exited(desired)).toBe(0);
+    const [head, desiredLine] = desired.output().split('\n');
+    expect(head).toMatch(new RegExp(`^${first}  desired version 1, set \\S+Z$`));
+    expect(desiredLine).toBe('  desired    {"reportIntervalS":5}');
+
+    const command = shell(tryNext[4] as string);
+    expect(await exited(command)).toBe(0);
+    expect(command.output()).toMatch(/\nsucceeded: \{"rebooting":true\} {2}\(after \d+\.\d\d s\)\n$/);
 
     demo.kill('SIGINT');
     expect(await exited(demo)).toBe(0);
@@ -236,12 +248,16 @@ describe('the demo\'s "Try next" lines', () => {
       "  npx fleetlog subscribe 'devices/+/telemetry'",
       '  npx fleetlog history sim-env-0001 --from -5m',
       "  curl -s 'http://127.0.0.1:8080/api/devices/sim-env-0001/events?limit=5'",
+      '  npx fleetlog desired sim-env-0001 reportIntervalS=5',
+      '  npx fleetlog command sim-env-0001 reboot --wait',
     ]);
     expect(tryNext(defaults, { apiToken: 's3cret' }, 'sim-env-0001')).toEqual([
       "Try next, in another terminal with FLEETLOG_API_TOKEN set to the server's token:",
       "  npx fleetlog subscribe 'devices/+/telemetry'",
       '  npx fleetlog history sim-env-0001 --from -5m',
       `  curl -s -H "Authorization: Bearer $FLEETLOG_API_TOKEN" 'http://127.0.0.1:8080/api/devices/sim-env-0001/events?limit=5'`,
+      '  npx fleetlog desired sim-env-0001 reportIntervalS=5',
+      '  npx fleetlog command sim-env-0001 reboot --wait',
     ]);
   });
 });

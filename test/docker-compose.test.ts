@@ -196,6 +196,7 @@ describe('docker-compose demo files', () => {
       'ingest-a->nats:service_healthy',
       'ingest-b->mosquitto:service_healthy',
       'ingest-b->nats:service_healthy',
+      'processor->mosquitto:service_healthy',
       'processor->nats:service_healthy',
       'scale-simulator->ingest-a:service_healthy',
       'scale-simulator->ingest-b:service_healthy',
@@ -628,7 +629,12 @@ describe.skipIf(
       const b = await started(ingestB, 'ingest-b', 'fleetlog ingest is up');
       expect(processor.command).toEqual(['node', 'dist/cli/main.js', 'process']);
       const proc = await started(processor, 'processor', 'fleetlog process is up');
-      expect(proc.output()).toContain(`NATS JetStream at ${nats.url}, read only`);
+      expect(proc.output()).toContain(
+        `NATS JetStream at ${nats.url}, appending desired state and commands only`,
+      );
+      expect(proc.output()).toContain(
+        `  commands    desired state and commands published through mqtt://127.0.0.1:${broker.port}`,
+      );
       const token = processor.environment?.FLEETLOG_API_TOKEN ?? '';
       expect(token).toBe('fleetlog-demo-api-token');
       const withToken = { headers: { authorization: `Bearer ${token}` } };
@@ -682,6 +688,15 @@ describe.skipIf(
       expect(head).toBe(expectedEvents);
       const total = (await devices()).reduce((n, d) => n + d.events, 0);
       expect(total).toBe(head);
+
+      // The processor is the command side too: a desired-state change is recorded and answered with its version.
+      const first = (await devices())[0]?.deviceId ?? '';
+      const put = await fetch(`${proc.api}/api/devices/${first}/desired`, {
+        method: 'PUT',
+        headers: { ...withToken.headers, 'content-type': 'application/json' },
+        body: '{"reportIntervalS":30}',
+      });
+      expect([put.status, ((await put.json()) as { version: number }).version]).toEqual([200, 1]);
 
       for (const p of [proc, b, a]) expect(await stop(p.child, 'SIGTERM')).toBe(0);
     }, 120_000);

@@ -66,7 +66,7 @@ describe.skipIf(!HAS_MOSQUITTO_PUB)(
       ];
       for (const m of messages) await pub('devices/therm-1/telemetry', JSON.stringify(m));
       await server.readSide?.runner.waitFor(await server.log.lastSeq());
-      expect(server.readSide?.runner.status().map((p) => p.lag)).toEqual([0, 0, 0]);
+      expect(server.readSide?.runner.status().map((p) => p.lag)).toEqual([0, 0, 0, 0, 0]);
 
       const device = (await (await fetch(`${server.httpUrl}/api/devices/therm-1`)).json()) as {
         metrics: { temperature: unknown };

@@ -68,6 +68,36 @@ describe('folder rules checked by lint', () => {
       "import { openReadSide } from '../../processors/read-side.js';",
       'cli/ parses flags and calls app/',
     ],
+    [
+      'control/planted.ts',
+      "import { openReadSide } from '../processors/read-side.js';",
+      'control/ (the command side) decides against read models through processors/read-models.js only',
+    ],
+    [
+      'control/planted.ts',
+      "import type { CommandStore } from '../processors/commands/store.js';",
+      'control/ (the command side) decides against read models through processors/read-models.js only',
+    ],
+    [
+      'control/planted.ts',
+      "import { registerCommandRoutes } from '../query/command-routes.js';",
+      'control/ (the command side) decides against read models through processors/read-models.js only',
+    ],
+    [
+      'query/planted.ts',
+      "import { startCommandSide } from '../control/command-side.js';",
+      'only app/ starts control/ (the command side)',
+    ],
+    [
+      'processors/planted.ts',
+      "import type { CommandHandler } from '../control/command-handler.js';",
+      'only app/ starts control/ (the command side)',
+    ],
+    [
+      'ingest/planted.ts',
+      "import { createAedesDownlink } from '../control/aedes-downlink.js';",
+      'only app/ starts control/ (the command side)',
+    ],
   ])('%s: %s fails', async (file, code, rule) => {
     const found = await problems(file, code);
     expect(found).toHaveLength(1);
@@ -92,6 +122,27 @@ describe('folder rules checked by lint', () => {
     ).toEqual([]);
     expect(
       await problems('bench/planted.ts', "import { createSimulator } from '../simulator/simulator.js';"),
+    ).toEqual([]);
+  });
+
+  it('lets the command side through where it belongs: control/ reads the interface, app/ starts it, query/ types it', async () => {
+    expect(
+      await problems('control/planted.ts', "import type { ReadModels } from '../processors/read-models.js';"),
+    ).toEqual([]);
+    expect(
+      await problems('control/planted.ts', "import type { EventLog } from '../eventlog/event-log.js';"),
+    ).toEqual([]);
+    expect(
+      await problems(
+        'app/roles/planted.ts',
+        "import { startCommandSide } from '../../control/command-side.js';",
+      ),
+    ).toEqual([]);
+    expect(
+      await problems(
+        'query/planted.ts',
+        "import type { CommandHandler } from '../control/command-handler.js';",
+      ),
     ).toEqual([]);
   });
 });

@@ -35,7 +35,7 @@ function expectPrototypeUntouched(): void {
 function expectWellFormed(result: ParseResult, topic: string): void {
   switch (result.kind) {
     case 'passthrough':
-      expect(topic.startsWith('devices/') && topic.split('/')[2] !== 'commands').toBe(false);
+      expect(topic.startsWith('devices/')).toBe(false);
       return;
     case 'rejected':
       expect(REJECT_REASONS).toContain(result.reason);
@@ -155,10 +155,14 @@ const deviceId = fc.stringMatching(/^[A-Za-z0-9_.:-]{1,20}$/);
 const topic: fc.Arbitrary<string> = fc.oneof(
   fc.tuple(deviceId, fc.constantFrom('telemetry', 'state', 'status')).map(([id, k]) => `devices/${id}/${k}`),
   fc.tuple(deviceId, fc.stringMatching(/^[A-Za-z0-9_.-]{1,10}$/)).map(([id, n]) => deviceTopics.event(id, n)),
+  fc.tuple(deviceId, fc.stringMatching(/^[A-Za-z0-9_-]{1,10}$/)).map(([id, c]) => deviceTopics.reply(id, c)),
+  fc.tuple(deviceId, fc.constantFrom('desired', 'commands/reboot')).map(([id, k]) => `devices/${id}/${k}`),
   fc.string({ maxLength: 60, unit: 'binary' }).map((s) => `devices/${s}`),
   fc.string({ maxLength: 60, unit: 'binary' }),
   fc
-    .array(fc.constantFrom('devices', 'a', '', '+', '#', '__proto__', 'commands'), { maxLength: 30 })
+    .array(fc.constantFrom('devices', 'a', '', '+', '#', '__proto__', 'commands', 'replies', 'desired'), {
+      maxLength: 30,
+    })
     .map((p) => p.join('/')),
   fc.integer({ min: 0, max: 3 * TOPIC_LIMITS.length }).map((n) => `devices/d1/events/${'e'.repeat(n)}`),
 );
@@ -247,7 +251,12 @@ describe(`parseTopic under fuzzing (fast-check seed ${SEED})`, () => {
         const match = parseTopic(t);
         switch (match.match) {
           case 'passthrough':
-            expect(t.startsWith('devices/') && t.split('/')[2] !== 'commands').toBe(false);
+            expect(t.startsWith('devices/')).toBe(false);
+            break;
+          case 'downlink':
+            expect(t.split('/')[2]).toMatch(/^(desired|commands)$/);
+            expect(t.split('/')[1]).toBe(match.deviceId);
+            expect(DEVICE_ID_PATTERN.test(match.deviceId)).toBe(true);
             break;
           case 'invalid':
             expect(['invalid_device_id', 'unknown_topic']).toContain(match.reason);
@@ -258,7 +267,9 @@ describe(`parseTopic under fuzzing (fast-check seed ${SEED})`, () => {
             const rebuilt =
               dt.kind === 'event'
                 ? deviceTopics.event(dt.deviceId, dt.name)
-                : deviceTopics[dt.kind](dt.deviceId);
+                : dt.kind === 'reply'
+                  ? deviceTopics.reply(dt.deviceId, dt.commandId)
+                  : deviceTopics[dt.kind](dt.deviceId);
             expect(rebuilt).toBe(t);
             expect(DEVICE_ID_PATTERN.test(dt.deviceId)).toBe(true);
             break;

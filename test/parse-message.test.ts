@@ -165,9 +165,57 @@ describe('parseMessage: the clock-skew policy', () => {
     ]);
   });
 
-  it('passes commands and non-device topics through untouched', () => {
-    expect(parse('devices/d1/commands/reboot', 'x')).toEqual({ kind: 'passthrough' });
+  it('passes non-device topics through untouched', () => {
     expect(parse('chat/room', 'hello')).toEqual({ kind: 'passthrough' });
+  });
+
+  it('refuses a device publish on the downlink topics (desired, commands): only the server writes there', () => {
+    for (const topic of ['devices/d1/commands/reboot', 'devices/d1/commands/a/b', 'devices/d1/desired']) {
+      const result = parse(topic, '{"version":9,"state":{}}');
+      expect(result.kind === 'rejected' && [result.reason, result.deviceId]).toEqual([
+        'downlink_topic',
+        'd1',
+      ]);
+    }
+    // Not downlink: a bare `commands` level, and anything under desired.
+    expect(parse('devices/d1/commands', 'x')).toMatchObject({ kind: 'rejected', reason: 'unknown_topic' });
+    expect(parse('devices/d1/desired/x', 'x')).toMatchObject({ kind: 'rejected', reason: 'unknown_topic' });
+  });
+
+  it('turns a reply into CommandSucceeded or CommandFailed for the command in the topic', () => {
+    const ok = parse('devices/d1/replies/c-1', '{"status":"ok","result":{"uptimeS":12}}');
+    expect(ok.kind === 'event' && [ok.event.type, ok.event.deviceId, ok.event.data]).toEqual([
+      'CommandSucceeded',
+      'd1',
+      { commandId: 'c-1', result: { uptimeS: 12 } },
+    ]);
+    const failed = parse(
+      'devices/d1/replies/c-2',
+      '{"ts":1764000000000,"seq":4,"status":"error","message":"busy"}',
+    );
+    expect(failed.kind === 'event' && [failed.event.type, failed.event.data, failed.event.deviceSeq]).toEqual(
+      ['CommandFailed', { commandId: 'c-2', message: 'busy' }, 4],
+    );
+    const bare = parse('devices/d1/replies/c-3', '{"status":"error"}');
+    expect(bare.kind === 'event' && bare.event.data).toEqual({ commandId: 'c-3', message: '' });
+  });
+
+  it('refuses a malformed reply with the reason', () => {
+    const cases: [string, string, string][] = [
+      ['devices/d1/replies/c-1', '{"status":"done"}', 'a reply\'s status must be "ok" or "error"'],
+      ['devices/d1/replies/c-1', '{"status":"ok","result":[1]}', 'result must be a JSON object'],
+      ['devices/d1/replies/c-1', '{"status":"ok","message":5}', "a reply's message must be a string"],
+      [
+        'devices/d1/replies/c-1',
+        '{"status":"ok","reslut":{}}',
+        'a reply has status, result and message (and ts, seq); unexpected "reslut"',
+      ],
+      ['devices/d1/replies/c.1', '{"status":"ok"}', 'a command id is 1-64 characters of A-Z a-z 0-9 _ -'],
+    ];
+    for (const [topic, payload, detail] of cases) {
+      const result = parse(topic, payload);
+      expect(result.kind === 'rejected' && result.detail, payload).toBe(detail);
+    }
   });
 
   it('keeps a metric called __proto__ as plain data without touching any prototype', () => {

@@ -8,6 +8,7 @@ import { silentLogger } from '../core/logger.js';
 import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
 import { openSqliteReadOnlyLog } from '../eventlog/sqlite-read-only-log.js';
 import { openReadSide } from '../processors/read-side.js';
+import { READ_MODELS } from '../processors/registry.js';
 import { kill9, spawnServe } from './helpers/spawn-server.js';
 
 const EVENTS = 150_000;
@@ -79,7 +80,7 @@ describe('crash safety of the read side', () => {
       const committed = [
         ...text.matchAll(/^fleetlog_projection_checkpoint\{projection="[^"]+"\} (\d+)$/gm),
       ].map((m) => Number(m[1]));
-      if (committed.length === 3 && committed.every((p) => p > 0)) break;
+      if (committed.length === READ_MODELS.length && committed.every((p) => p > 0)) break;
       await new Promise((r) => setTimeout(r, 20));
     }
     await kill9(first.child);

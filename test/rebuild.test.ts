@@ -209,7 +209,9 @@ describe('rebuild on request over the API', () => {
 
     // All at once.
     await wipe();
-    expect(await rebuild(server)).toEqual({ rebuilding: ['device-state', 'telemetry-series', 'accounting'] });
+    expect(await rebuild(server)).toEqual({
+      rebuilding: ['device-state', 'telemetry-series', 'accounting', 'desired-state', 'commands'],
+    });
     await eventually(readAppended, appended);
     await eventually<unknown>(readDevices, devices);
     await eventually(() => readSeries('1m'), series['1m']);
@@ -226,6 +228,8 @@ describe('rebuild on request over the API', () => {
       expect.objectContaining({ name: 'device-state', position: stored.length, state: 'running' }),
       expect.objectContaining({ name: 'telemetry-series', position: stored.length, state: 'running' }),
       expect.objectContaining({ name: 'accounting', position: stored.length, state: 'running' }),
+      expect.objectContaining({ name: 'desired-state', position: stored.length, state: 'running' }),
+      expect.objectContaining({ name: 'commands', position: stored.length, state: 'running' }),
     ]);
   });
 });

@@ -17,7 +17,8 @@ const DATA_TYPES = 'TelemetryRecorded,StateReported,DeviceEventReported';
 async function startDemo(
   dataDir: string,
   ports: { mqtt: number; http: number },
-): Promise<{ child: ChildProcess; upAt: number }> {
+): Promise<{ child: ChildProcess; spawnedAt: number; upAt: number }> {
+  const spawnedAt = Date.now();
   const child = spawn(process.execPath, [CLI, 'demo', '--devices', '5', '--rate', '50'], {
     env: {
       ...process.env,
@@ -41,7 +42,7 @@ async function startDemo(
     child.once('exit', (code) => reject(new Error(`demo exited with ${code}:\n${output}`)));
   });
   child.removeAllListeners('exit');
-  return { child, upAt };
+  return { child, spawnedAt, upAt };
 }
 
 function stopped(child: ChildProcess): Promise<number | null> {
@@ -72,10 +73,12 @@ describe('every run is recorded in full', () => {
 
     const second = await startDemo(dataDir, ports);
     try {
-      // The simulator starts again at seq 1 with the same device ids: none of it may be taken for a resend.
+      // The simulator starts again at seq 1 with the same device ids: none of it may be taken for a resend. Its
+      // devices start before the banner is printed, so this run's events are those since the second spawn (the
+      // first run had stopped by then), not since the banner: its first message may be older than the banner.
       let fresh: StoredEvent[] = [];
       while (Date.now() < second.upAt + 1000 && fresh.length === 0)
-        fresh = await dataEventsSince(httpUrl, 'sim-env-0001', second.upAt);
+        fresh = await dataEventsSince(httpUrl, 'sim-env-0001', second.spawnedAt);
       expect(fresh.length).toBeGreaterThan(0);
       expect(fresh[0]?.deviceSeq).toBe(1);
       const res = await fetch(`${httpUrl}/api/devices/sim-env-0001/accounting`);

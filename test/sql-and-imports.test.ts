@@ -6,6 +6,7 @@ const ROOT = process.cwd();
 const SOURCE_FOLDERS = [
   'app',
   'cli',
+  'control',
   'core',
   'eventlog',
   'ingest',
@@ -45,15 +46,17 @@ describe('storage stays with its owners', () => {
         'processors/device-state/store.ts',
         'processors/telemetry-series/store.ts',
         'processors/accounting/store.ts',
+        'processors/desired-state/store.ts',
+        'processors/commands/store.ts',
         'processors/runner/sqlite-storage.ts',
         'eventlog/sqlite-event-log.ts',
       ]),
     );
   });
 
-  it('lets query/ and web/ import nothing from processors/ but its types-only interface', () => {
+  it('lets query/, web/ and control/ import nothing from processors/ but its types-only interface', () => {
     const imports = sources()
-      .filter((f) => f.startsWith('query/') || f.startsWith('web/'))
+      .filter((f) => f.startsWith('query/') || f.startsWith('web/') || f.startsWith('control/'))
       .flatMap((f) =>
         [...readFileSync(path.join(ROOT, f), 'utf8').matchAll(/from '((?:\.\.\/)+processors\/[^']+)'/g)].map(
           (m) => `${f}: ${m[1]}`,

@@ -1,13 +1,16 @@
 /** The few API calls the dashboard makes, typed with the server's own response types. */
 import type { StoredEvent } from '../core/event.js';
-import type { DeviceView as AggregateView, Series, StateAsOf } from '../processors/read-models.js';
+import type { DeviceView as AggregateView, Series } from '../processors/read-models.js';
 import type { AccountingView } from '../query/accounting-view.js';
+import type { CommandView } from '../query/command-view.js';
+import type { DesiredView } from '../query/desired-view.js';
+import type { StateAsOfView as StateAsOf } from '../query/state-as-of-view.js';
 import type { SeriesWindow } from './series-plan.js';
 
 /** A device as the API lists it: the aggregate, and (current state only) what became of its messages. */
 export type DeviceView = AggregateView & { accounting?: AccountingView };
 
-export type { AccountingView, Series, StateAsOf, StoredEvent };
+export type { AccountingView, CommandView, DesiredView, Series, StateAsOf, StoredEvent };
 
 export interface EventPage {
   deviceId: string;
@@ -36,7 +39,36 @@ export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> 
   return (await res.json()) as T;
 }
 
+/**
+ * A write (PUT, POST) with a JSON body. The session cookie goes along (same origin), and the browser sends the
+ * Origin header the server checks for the dashboard's own writes.
+ */
+export async function sendJson<T>(
+  method: 'PUT' | 'POST',
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<T> {
+  const res = await fetch(url, {
+    method,
+    headers: { accept: 'application/json', 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  const answer = (await res.json().catch(() => ({}))) as { message?: unknown };
+  if (!res.ok)
+    throw new ApiError(res.status, typeof answer.message === 'string' ? answer.message : res.statusText);
+  return answer as T;
+}
+
 const enc = encodeURIComponent;
+
+export function desiredUrl(id: string): string {
+  return `/api/devices/${enc(id)}/desired`;
+}
+
+export function commandsUrl(id: string, limit?: number): string {
+  return `/api/devices/${enc(id)}/commands${limit === undefined ? '' : `?limit=${limit}`}`;
+}
 
 /** Pages of 1,000; a fleet larger than 20 pages is more than one table should render. */
 const DEVICE_PAGE = 1000;

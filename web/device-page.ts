@@ -8,6 +8,7 @@ import {
   type StoredEvent,
 } from './api.js';
 import { createAsOfSlider, type AsOfSlider } from './as-of-slider.js';
+import { createControlPanel } from './control-panel.js';
 import { h, setText } from './dom.js';
 import { renderDeviceView } from './device-view.js';
 import { createEventTimeline, type EventTimeline } from './event-timeline.js';
@@ -33,6 +34,7 @@ export function mountDevicePage(root: HTMLElement, deviceId: string): () => void
   const chartsHost = h('div', { class: 'charts' });
   const timelineHost = h('div');
   const timelineTitle = h('h2', {}, 'Timeline');
+  const control = createControlPanel(deviceId);
   let range: ChartRange = findRange(DEFAULT_RANGE_KEY);
   let fn: (typeof FNS)[number] = 'mean';
   let view: DeviceView | undefined;
@@ -101,6 +103,7 @@ export function mountDevicePage(root: HTMLElement, deviceId: string): () => void
           asOfHost,
         ),
       ),
+      h('div', { class: 'columns' }, ...control.els),
       h(
         'section',
         { class: 'card', 'aria-labelledby': 'charts-h' },
@@ -171,6 +174,7 @@ export function mountDevicePage(root: HTMLElement, deviceId: string): () => void
 
   function onLive(e: StoredEvent): void {
     timeline?.live(e);
+    control.live(e);
     refreshTimer ??= window.setTimeout(() => {
       refreshTimer = undefined;
       void refresh();
@@ -215,5 +219,6 @@ export function mountDevicePage(root: HTMLElement, deviceId: string): () => void
     for (const c of charts) c.destroy();
     slider?.destroy();
     timeline?.destroy();
+    control.destroy();
   };
 }

@@ -1,3 +1,4 @@
+import { isCommandSideEventType } from '../core/event.js';
 import type { DeviceView, StoredEvent } from './api.js';
 
 /** Sparklines show one window per minute. */
@@ -115,6 +116,8 @@ export function applyStreamed(
     }
     return { applied: true, newMetrics };
   }
+  // Desired state and commands: the command side's read models, not the device aggregate.
+  if (isCommandSideEventType(e.type)) return { applied: true, newMetrics };
   d.events += 1;
   d.lastSeen = Math.max(d.lastSeen, e.time);
   switch (e.type) {

@@ -1,5 +1,7 @@
 import type { Logger } from '../../core/logger.js';
 import { createMetrics, type Metrics } from '../../core/metrics.js';
+import { startCommandSide, type CommandSide } from '../../control/command-side.js';
+import { startMqttDownlink } from '../../control/mqtt-downlink.js';
 import type { EventLog } from '../../eventlog/event-log.js';
 import { openReadOnlyDeadLetterStore } from '../../ingest/read-only-dead-letter-store.js';
 import { influxTarget } from '../../processors/influx/influx-target.js';
@@ -11,9 +13,11 @@ import { listenHttp } from '../http-listener.js';
 import { createShutdown, startOrUnwind } from '../shutdown.js';
 
 export interface RunningProcessing {
-  /** The log, read-only: appends and retention reject. */
+  /** The log, read-only (appends and retention reject) unless the command side runs here. */
   log: EventLog;
   readSide: ReadSide;
+  /** With `commandBrokerUrl`. */
+  commandSide?: CommandSide;
   /** The log's head when the processors started: `readSide.waitFor(head)` is the catch-up. */
   head: number;
   /** Set when the query API is served, with the port actually bound. */
@@ -42,7 +46,8 @@ export async function startProcessRole(
   const metrics = deps.metrics ?? createMetrics({ defaultMetrics: true });
   const shutdown = createShutdown(logger);
   return startOrUnwind(shutdown, async () => {
-    const log = await openEventLog(config, 'read', { logger });
+    const recordsCommands = config.commandBrokerUrl !== undefined;
+    const log = await openEventLog(config, recordsCommands ? 'read+commands' : 'read', { logger });
     shutdown.add('log', 'event log', () => log.close());
     const head = await log.lastSeq();
     const readSide = await openReadSide(log, {
@@ -54,8 +59,25 @@ export async function startProcessRole(
       onBatch: deps.onBatch && ((events, position) => deps.onBatch?.(events.length, position)),
     });
     shutdown.add('processors', 'read side', () => readSide.close());
+    let commandSide: CommandSide | undefined;
+    if (config.commandBrokerUrl !== undefined) {
+      const downlink = await startMqttDownlink({ brokerUrl: config.commandBrokerUrl }, logger);
+      const started = startCommandSide({
+        log,
+        reads: {
+          readModels: readSide.readModels,
+          waitFor: (seq) => readSide.runner.waitFor(seq),
+          onFolded: (listener) => readSide.onFolded(listener),
+        },
+        downlink,
+        logger,
+      });
+      commandSide = started;
+      shutdown.add('commands', 'command side', () => started.close());
+    }
+    const commands = commandSide ? { commandSide } : {};
     if (config.httpPort === undefined)
-      return { log, readSide, head, securityNotes: [], close: () => shutdown.run() };
+      return { log, readSide, ...commands, head, securityNotes: [], close: () => shutdown.run() };
     const deadLetters = openReadOnlyDeadLetterStore(config.dataDir);
     shutdown.add('stores', 'dead letters', () => deadLetters.close());
     const http = createHttpServer({
@@ -64,6 +86,7 @@ export async function startProcessRole(
       metrics,
       logger,
       readModels: readSide.readModels,
+      ...(commandSide ? { commands: commandSide.handler } : {}),
       ...(config.apiToken !== undefined ? { apiToken: config.apiToken } : {}),
     });
     shutdown.add('http', 'http', () => http.close());
@@ -76,6 +99,7 @@ export async function startProcessRole(
     return {
       log,
       readSide,
+      ...commands,
       head,
       httpUrl: listening.url,
       securityNotes: listening.securityNotes,

@@ -4,6 +4,8 @@ import type { StoredEvent } from '../../core/event.js';
 import type { Logger } from '../../core/logger.js';
 import { createMetrics, type Metrics } from '../../core/metrics.js';
 import { loadTlsFiles } from '../../core/tls-files.js';
+import { createAedesDownlink } from '../../control/aedes-downlink.js';
+import { startCommandSide, type CommandSide } from '../../control/command-side.js';
 import type { EventLog } from '../../eventlog/event-log.js';
 import { createBrokerAuth } from '../../ingest/broker-auth.js';
 import type { DeadLetterStore } from '../../ingest/dead-letter-store.js';
@@ -36,6 +38,8 @@ export interface RunningFleetlog {
   broker: EmbeddedBroker;
   /** Absent with `--processors off`. */
   readSide?: ReadSide;
+  /** Desired state and commands to devices; absent with `--processors off` (it decides against the read models). */
+  commandSide?: CommandSide;
   metrics: Metrics;
   /** Where things listen, with the ports actually bound. */
   mqttUrl: string;
@@ -124,6 +128,8 @@ export async function startServe(config: ServerConfig, deps: ServeDeps): Promise
     shutdown.add('drain', 'ingest', () => ingester.drain());
     const credentials = createDeviceCredentials({ dataDir: inMemory ? null : config.dataDir });
     shutdown.add('stores', 'credentials', () => credentials.close());
+    // Started once the broker is up; the broker's topic rules ask it which commands a device may answer (none before).
+    let commandSide: CommandSide | undefined;
     const broker = await startEmbeddedBroker({
       host: config.host,
       port: config.mqttPort,
@@ -139,10 +145,33 @@ export async function startServe(config: ServerConfig, deps: ServeDeps): Promise
         deadLetters,
       },
       ...(config.auth === 'required'
-        ? { auth: createBrokerAuth({ credentials, refusals: metrics.mqttAuthRefusals, logger }) }
+        ? {
+            auth: createBrokerAuth({
+              credentials,
+              refusals: metrics.mqttAuthRefusals,
+              logger,
+              isCommandOf: (deviceId, commandId) =>
+                commandSide?.handler.isCommandOf(deviceId, commandId) ?? false,
+            }),
+          }
         : {}),
     });
     shutdown.add('intake', 'broker', () => broker.close());
+    if (readSide) {
+      const started = startCommandSide({
+        log,
+        reads: {
+          readModels: readSide.readModels,
+          waitFor: (seq) => readSide.runner.waitFor(seq),
+          onFolded: (listener) => readSide.onFolded(listener),
+        },
+        downlink: createAedesDownlink(broker, logger),
+        knownElsewhere: (deviceId) => credentials.get(deviceId)?.revokedAt === null,
+        logger,
+      });
+      commandSide = started;
+      shutdown.add('commands', 'command side', () => started.close());
+    }
     const mqtts = tls
       ? await startMqttsListener({
           broker,
@@ -160,6 +189,7 @@ export async function startServe(config: ServerConfig, deps: ServeDeps): Promise
       metrics,
       logger,
       readModels: readSide?.readModels,
+      ...(commandSide ? { commands: commandSide.handler } : {}),
       health: () => ({
         mqtt: { clients: broker.aedes.connectedClients, devicesOnline: presence.online().length },
       }),
@@ -188,6 +218,7 @@ export async function startServe(config: ServerConfig, deps: ServeDeps): Promise
       deadLetters,
       broker,
       readSide,
+      ...(commandSide ? { commandSide } : {}),
       metrics,
       mqttUrl,
       httpUrl: listening.url,

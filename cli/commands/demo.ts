@@ -82,5 +82,9 @@ export function tryNext(
     `  npx fleetlog history ${deviceId} --from -5m${api}`,
     // Quoted: an unquoted ? is a glob, and zsh refuses a glob that matches no file.
     `  curl -s${token} '${running.httpUrl}/api/devices/${deviceId}/events?limit=5'`,
+    // The command side: the device slows to one message every 5 s (the dashboard's rate drops from 120/min to
+    // 12/min and its delta empties once it reports the value), then restarts on command and comes back.
+    `  npx fleetlog desired ${deviceId} reportIntervalS=5${api}`,
+    `  npx fleetlog command ${deviceId} reboot --wait${api}`,
   ];
 }

@@ -37,7 +37,12 @@ const out = (text: string): void => {
   process.stdout.write(`${text}\n`);
 };
 
-function printDevice(d: DeviceView & { accounting?: AccountingView }): void {
+type DeviceAnswer = DeviceView & {
+  accounting?: AccountingView;
+  desired?: { version: number; state: Record<string, unknown>; delta: Record<string, unknown> };
+};
+
+function printDevice(d: DeviceAnswer): void {
   out(
     `${d.deviceId}  ${d.online === null ? 'presence unknown' : d.online ? 'online' : 'offline'}${d.onlineChangedAt ? ` since ${d.onlineChangedAt}` : ''}`,
   );
@@ -50,6 +55,11 @@ function printDevice(d: DeviceView & { accounting?: AccountingView }): void {
       .join(' ')}`,
   );
   out(`  reported   ${JSON.stringify(d.reported)}`);
+  if (d.desired) {
+    const delta =
+      Object.keys(d.desired.delta).length > 0 ? `delta ${JSON.stringify(d.desired.delta)}` : 'in sync';
+    out(`  desired    ${JSON.stringify(d.desired.state)}  (version ${d.desired.version}, ${delta})`);
+  }
   if (d.accounting) out(`  messages   ${accountingLine(d.accounting)}`);
   const rows = Object.entries(d.metrics).map(([name, m]) => [
     name,
@@ -108,10 +118,7 @@ export function registerDeviceCommands(program: Command): void {
     .option('--json', 'JSON');
   addSettings(device, ['apiUrl', 'apiToken']);
   device.action(async (id: string, opts: { json?: boolean }) => {
-    const view = await getJson<DeviceView & { accounting?: AccountingView }>(
-      configFrom(device),
-      `/api/devices/${encodeURIComponent(id)}`,
-    );
+    const view = await getJson<DeviceAnswer>(configFrom(device), `/api/devices/${encodeURIComponent(id)}`);
     if (opts.json) out(JSON.stringify(view, null, 2));
     else printDevice(view);
   });
@@ -181,7 +188,10 @@ function registerCredentialCommands(devices: Command): void {
     .command('add')
     .description('create a device credential and print its secret, once (for --auth required)')
     .argument('<deviceId>', 'the device id: its MQTT user name and client id')
-    .option('--operator', 'an operator: may subscribe to every topic and publish commands to any device')
+    .option(
+      '--operator',
+      'an operator: may subscribe to every topic (watch); commands go through the API (fleetlog command)',
+    )
     .addHelpText(
       'after',
       [

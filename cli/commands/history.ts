@@ -25,6 +25,18 @@ function summary(e: StoredEvent): string {
       return `via ${e.data.source}, ${e.data.reason}`;
     case 'DuplicateReceived':
       return `${e.data.reason}${e.data.duplicateOf === undefined ? '' : ` of ${e.data.duplicateOf}`}`;
+    case 'DesiredStateChanged':
+      return `version ${e.data.version}: ${JSON.stringify(e.data.patch)}`;
+    case 'CommandIssued':
+      return `${e.data.name} ${e.data.commandId} ${JSON.stringify(e.data.params)}, expires ${new Date(e.data.expiresAt).toISOString()}`;
+    case 'CommandDelivered':
+      return `${e.data.commandId} to ${e.data.clientId}`;
+    case 'CommandSucceeded':
+      return `${e.data.commandId} ${JSON.stringify(e.data.result)}`;
+    case 'CommandFailed':
+      return `${e.data.commandId} ${e.data.message}`;
+    case 'CommandExpired':
+      return e.data.commandId;
   }
 }
 

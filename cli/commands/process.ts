@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { NatsError } from 'nats';
-import { startFleetlog, type RunningProcessing } from '../../app/fleetlog.js';
+import { redactUrl, startFleetlog, type RunningProcessing } from '../../app/fleetlog.js';
 import type { Config } from '../../core/config.js';
 import { isFleetlogError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
@@ -9,9 +9,9 @@ import { createProgress } from '../progress.js';
 import { addSettings, configFrom } from '../settings-options.js';
 import { closeOnSignals } from './serve.js';
 
-function describeLog(config: Readonly<Config>): string {
+function describeLog(config: Readonly<Config>, commands: boolean): string {
   return config.eventLog === 'jetstream'
-    ? `NATS JetStream at ${config.natsUrl}, read only (read models in ${config.dataDir})`
+    ? `NATS JetStream at ${config.natsUrl}, ${commands ? 'appending desired state and commands only' : 'read only'} (read models in ${config.dataDir})`
     : `${config.dataDir} (SQLite), read only`;
 }
 
@@ -25,7 +25,10 @@ function printListening(running: RunningProcessing, config: Readonly<Config>, ou
             `  dashboard   ${running.httpUrl}/`,
             `  HTTP API    ${running.httpUrl}  (/api/devices, /api/stream, /api/dead-letters, /healthz, /metrics)`,
           ]),
-      `  event log   ${describeLog(config)}`,
+      `  event log   ${describeLog(config, running.commandSide !== undefined)}`,
+      ...(running.commandSide
+        ? [`  commands    desired state and commands published through ${redactUrl(config.brokerUrl)}`]
+        : []),
       ...running.securityNotes.map((note) => `  note        ${note}`),
       ...(config.influxUrl === undefined
         ? []
@@ -49,15 +52,19 @@ export function registerProcess(program: Command): void {
         '',
         'It only reads the log: run it beside `fleetlog serve --processors off` on the same --data-dir, or beside',
         '`fleetlog ingest`/`serve` instances appending to JetStream (--event-log jetstream --nats-url ...).',
+        'With --broker (JetStream only) it also records desired state and commands and publishes them to devices',
+        'through that broker: the command side of a `fleetlog ingest --broker` deployment.',
         'Read models (and checkpoints) live in --data-dir. /api/dead-letters shows the dead letters in --data-dir',
         'when an ingesting process shares it; otherwise it answers 503: they stay with each ingest process.',
         '',
         'Examples:',
         '  fleetlog process --data-dir ./data --http-port 8081',
         '  fleetlog process --event-log jetstream --nats-url nats://127.0.0.1:4222 --http-port 8081',
+        '  fleetlog process --event-log jetstream --http-port 8081 --broker mqtt://127.0.0.1:1883   # + command side',
       ].join('\n'),
     );
   addSettings(cmd, [
+    'brokerUrl',
     'dataDir',
     'host',
     'logLevel',
@@ -84,6 +91,11 @@ export function registerProcess(program: Command): void {
     const serveHttp =
       cmd.opts<{ httpPort?: string }>().httpPort !== undefined ||
       process.env.FLEETLOG_HTTP_PORT !== undefined;
+    // Like --http-port: the command side runs only when a broker is named (its default is ingest's).
+    const commandBroker =
+      cmd.opts<{ broker?: string }>().broker !== undefined || process.env.FLEETLOG_BROKER_URL !== undefined
+        ? config.brokerUrl
+        : undefined;
     const logger = createLogger({ level: config.logLevel, pretty: process.stderr.isTTY });
     const progress = createProgress('catching up');
     let caughtUp = false;
@@ -92,7 +104,7 @@ export function registerProcess(program: Command): void {
     try {
       running = await startFleetlog(
         'process',
-        { ...config, httpPort: serveHttp ? config.httpPort : undefined },
+        { ...config, httpPort: serveHttp ? config.httpPort : undefined, commandBrokerUrl: commandBroker },
         {
           logger,
           onBatch: (_n, position) => {
@@ -105,6 +117,11 @@ export function registerProcess(program: Command): void {
       if (e.code === 'EADDRINUSE')
         throw new CliError(`${e.message}: another process listens there; choose another --http-port.`);
       if (isFleetlogError(err, 'ERR_NOT_FOUND')) throw new CliError(err.message);
+      if (isFleetlogError(err, 'ERR_CONFIG_INVALID')) throw new CliError(err.message, 2);
+      if (isFleetlogError(err, 'ERR_BROKER_UNREACHABLE'))
+        throw new CliError(
+          `${err.message}: is the broker running? Point to it with --broker or FLEETLOG_BROKER_URL.`,
+        );
       if (config.eventLog === 'jetstream' && err instanceof NatsError)
         throw new CliError(
           `cannot open the JetStream log at ${config.natsUrl} (${err.message}): start nats-server -js there, or set --nats-url (FLEETLOG_NATS_URL).`,

@@ -75,14 +75,24 @@ function topicOf(event: StoredEvent): string | undefined {
       return 'state';
     case 'DeviceEventReported':
       return `events/${event.data.name}`;
+    case 'CommandSucceeded':
+    case 'CommandFailed':
+      return 'replies';
     case 'DeviceConnected':
     case 'DeviceDisconnected':
     case 'DuplicateReceived':
+    case 'DesiredStateChanged':
+    case 'CommandIssued':
+    case 'CommandDelivered':
+    case 'CommandExpired':
       return undefined;
   }
 }
 
-/** Whether the event is a message the device sent (the broker's own presence records are not). */
+/**
+ * Whether the event is a message the device sent: not the broker's own presence records, and not what the command
+ * side recorded (desired state, commands, deliveries, expiries); a device's reply to a command is its message.
+ */
 function fromDevice(event: StoredEvent): boolean {
   switch (event.type) {
     case 'DeviceConnected':
@@ -91,8 +101,14 @@ function fromDevice(event: StoredEvent): boolean {
     case 'TelemetryRecorded':
     case 'StateReported':
     case 'DeviceEventReported':
+    case 'CommandSucceeded':
+    case 'CommandFailed':
       return true;
     case 'DuplicateReceived':
+    case 'DesiredStateChanged':
+    case 'CommandIssued':
+    case 'CommandDelivered':
+    case 'CommandExpired':
       return false;
   }
 }

@@ -1,4 +1,4 @@
-import type { EventType, StoredEvent } from '../../core/event.js';
+import { isCommandSideEventType, type EventType, type StoredEvent } from '../../core/event.js';
 
 /** Running statistics of one metric. `last` is the value with the latest event time (ties: highest seq). */
 export interface MetricStats {
@@ -96,7 +96,8 @@ export function cloneAggregate(a: DeviceAggregate): DeviceAggregate {
  */
 export function applyEvent(a: DeviceAggregate, event: StoredEvent): void {
   // A record that a resend arrived: the accounting's business (processors/accounting), not the device's state.
-  if (event.type === 'DuplicateReceived') return;
+  // Desired state and commands have read models of their own (processors/desired-state, processors/commands).
+  if (event.type === 'DuplicateReceived' || isCommandSideEventType(event.type)) return;
   a.version = Math.max(a.version, event.version);
   a.lastSeq = Math.max(a.lastSeq, event.seq);
   a.events += 1;

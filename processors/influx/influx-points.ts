@@ -63,6 +63,12 @@ export function influxPoints(event: StoredEvent, profile?: string): Point[] {
     }
     case 'DeviceEventReported':
     case 'DuplicateReceived':
+    case 'DesiredStateChanged':
+    case 'CommandIssued':
+    case 'CommandDelivered':
+    case 'CommandSucceeded':
+    case 'CommandFailed':
+    case 'CommandExpired':
       return [];
   }
 }
