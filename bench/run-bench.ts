@@ -32,6 +32,8 @@ export interface BenchOptions {
   only?: string[];
   /** Also write the results here as JSON. */
   json?: string;
+  /** Messages per second the latency scenario paces; default 10,000. */
+  latencyRate?: number;
 }
 
 /** Runs the scenarios, prints the table, writes JSON if asked; resolves false when a scenario failed. */
@@ -67,7 +69,14 @@ export async function runBench(opts: BenchOptions): Promise<boolean> {
   let failed = false;
   for (const scenario of selected) {
     try {
-      rows.push(...(await scenario.run({ quick: Boolean(opts.quick), repeats, progress })));
+      rows.push(
+        ...(await scenario.run({
+          quick: Boolean(opts.quick),
+          repeats,
+          progress,
+          latencyRate: opts.latencyRate ?? 10_000,
+        })),
+      );
     } catch (err) {
       failed = true;
       process.stderr.write(
@@ -123,7 +132,7 @@ export async function runBench(opts: BenchOptions): Promise<boolean> {
     };
     writeFileSync(
       opts.json,
-      `${JSON.stringify({ quick: Boolean(opts.quick), repeats, machine, rows: rows.map((r) => ({ ...r, ...(r.baseline.length > 0 ? { ratio: ratio(r) } : {}) })) }, null, 2)}\n`,
+      `${JSON.stringify({ quick: Boolean(opts.quick), repeats, latencyRate: opts.latencyRate ?? 10_000, machine, rows: rows.map((r) => ({ ...r, ...(r.baseline.length > 0 ? { ratio: ratio(r) } : {}) })) }, null, 2)}\n`,
     );
   }
   const bad = rows.some((r) => [...r.fleetlog, ...r.baseline].some((v) => !Number.isFinite(v) || v < 0));

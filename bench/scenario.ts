@@ -18,6 +18,8 @@ export interface Comparison {
 export interface ScenarioContext {
   quick: boolean;
   repeats: number;
+  /** Messages per second the latency scenario paces. */
+  latencyRate: number;
   progress: (label: string, done: number, total: number) => void;
 }
 
