@@ -128,8 +128,10 @@ export const ingestScenario: Scenario = {
         fleetlog: fleetlog.map(
           (x) => Math.max(0, x.stages?.[stage] ?? 0) / (stage === 'append_wait' ? 1000 : 1),
         ),
-        baselineName: 'Aedes, no persistence: all its CPU',
-        baseline: aedes.map((x) => x.cpuMicros),
+        // A wait, not CPU: no baseline of its own.
+        ...(stage === 'append_wait'
+          ? { baselineName: '', baseline: [] }
+          : { baselineName: 'Aedes, no persistence: all its CPU', baseline: aedes.map((x) => x.cpuMicros) }),
       })),
     ];
   },

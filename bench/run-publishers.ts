@@ -28,7 +28,11 @@ export function runPublishers(options: PublisherOptions, onConnected?: () => voi
       if (code !== 0) return reject(new Error(`publisher process exited with ${code}: ${err}`));
       const line = out.split('\n').find((l) => l.startsWith('result '));
       if (!line) return reject(new Error(`publisher process printed no result: ${out} ${err}`));
-      resolve(JSON.parse(line.slice('result '.length)) as PublisherResult);
+      try {
+        resolve(JSON.parse(line.slice('result '.length)) as PublisherResult);
+      } catch (parseError) {
+        reject(new Error(`publisher process printed a broken result (${String(parseError)})`));
+      }
     });
   });
 }
