@@ -2,7 +2,7 @@ import { DEFAULT_CONFIG, type Config } from '../core/config.js';
 import { FleetlogError } from '../core/errors.js';
 import { isCommandSideEventType } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
+import { ingestStageRecorder, type Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { createJetStreamEventLog } from '../eventlog/jetstream-event-log.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
@@ -55,6 +55,7 @@ export async function openEventLog(
         );
       if (access === 'read') return openSqliteReadOnlyLog(config.dataDir);
       const { metrics } = deps;
+      const record = metrics && ingestStageRecorder(metrics);
       return createSqliteEventLog({
         dataDir: config.dataDir,
         logger,
@@ -64,6 +65,8 @@ export async function openEventLog(
                 metrics.appendBatchSize.observe(events);
                 metrics.appendLatency.observe(ms / 1000);
               },
+              onWork: (part: 'write' | 'index', ms: number) =>
+                record?.(part === 'write' ? 'log_write' : 'log_index', ms),
             }
           : {}),
       });

@@ -31,6 +31,8 @@ export interface BenchServer {
   once: boolean;
   /** CPU the server has used so far (user + system), seconds. */
   cpuSeconds(): number;
+  /** fleetlog only: time spent so far per ingest stage and in the folds, ms (see `INGEST_STAGES`). */
+  stageMs?(): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 
@@ -52,6 +54,14 @@ export async function startFleetlogServer(
     running,
     cpuSeconds: ownCpuSeconds,
     once: true,
+    async stageMs() {
+      const ms: Record<string, number> = {};
+      for (const v of (await running.metrics.ingestStageSeconds.get()).values)
+        ms[String(v.labels.stage)] = v.value * 1000;
+      const fold = running.readSide?.runner.foldStats();
+      if (fold) ms.fold = fold.foldMs + fold.writeMs;
+      return ms;
+    },
     receivedIds: () => idsInLog(running),
     received: async () =>
       (await running.metrics.messages.get()).values.find((v) => v.labels.outcome === 'appended')?.value ?? 0,

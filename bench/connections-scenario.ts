@@ -9,6 +9,7 @@ import { freePort } from './bench-servers.js';
 import { cpuSeconds, rssBytes } from './process-usage.js';
 import { runPublishers } from './run-publishers.js';
 import type { Scenario } from './scenario.js';
+import { median } from './stats.js';
 
 const CLI = path.join(import.meta.dirname, '..', 'cli', 'main.js');
 
@@ -104,6 +105,68 @@ async function stop(child: ChildProcess): Promise<void> {
   await new Promise((r) => child.once('exit', r));
 }
 
+/** A broker in its own process, and a QoS 1 subscriber to it in this one (the "broker + a subscriber" baseline). */
+interface BrokerProcess {
+  child: ChildProcess;
+  url: string;
+  cleanup(): void;
+}
+
+async function startMosquitto(): Promise<BrokerProcess> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-conn-mosq-'));
+  const port = await freePort();
+  writeFileSync(
+    path.join(dir, 'm.conf'),
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\nlog_type error\n`,
+  );
+  const child = spawn('mosquitto', ['-c', path.join(dir, 'm.conf')], { stdio: 'ignore' });
+  return {
+    child,
+    url: `mqtt://127.0.0.1:${port}`,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+async function startAedesProcess(): Promise<BrokerProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'aedes-process.js'), String(port)], {
+    stdio: 'ignore',
+  });
+  return { child, url: `mqtt://127.0.0.1:${port}`, cleanup: () => undefined };
+}
+
+/** The same load against a plain broker, with every acknowledged message checked at its subscriber. */
+async function measureBroker(
+  name: string,
+  devices: number,
+  durationMs: number,
+  start: () => Promise<BrokerProcess>,
+): Promise<Usage> {
+  const broker = await start();
+  try {
+    const sub = await waitForBroker(broker.url);
+    await sub.subscribeAsync('devices/#', { qos: 1 });
+    const ids = new ReceivedIds();
+    let received = 0;
+    sub.on('message', (topic, payload) => {
+      received++;
+      ids.addPayload(topic, payload);
+    });
+    try {
+      const usage = await measure(broker.child, broker.url, devices, durationMs);
+      const deadline = Date.now() + 30_000;
+      while (received < usage.acked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      checkAcked(usage.ackedIds, ids, `connections (${name} → subscriber)`, false);
+      return usage;
+    } finally {
+      await sub.endAsync(true);
+    }
+  } finally {
+    await stop(broker.child);
+    broker.cleanup();
+  }
+}
+
 /** Scenario 5: many connected devices publishing slowly; server memory per device and CPU. */
 export const connectionsScenario: Scenario = {
   name: 'connections',
@@ -112,8 +175,9 @@ export const connectionsScenario: Scenario = {
     const durationMs = quick ? 3000 : 30_000;
     const fleetlog: Usage[] = [];
     const mosquitto: Usage[] = [];
+    const aedes: Usage[] = [];
     for (let r = 0; r < repeats; r++) {
-      progress(`connections: fleetlog serve, ${devices} devices`, r * 2, repeats * 2);
+      progress(`connections: fleetlog serve, ${devices} devices`, r * 3, repeats * 3);
       const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-conn-'));
       const mqttPort = await freePort();
       const httpPort = await freePort();
@@ -138,36 +202,12 @@ export const connectionsScenario: Scenario = {
         rmSync(dataDir, { recursive: true, force: true });
       }
 
-      progress(`connections: Mosquitto, ${devices} devices`, r * 2 + 1, repeats * 2);
-      const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-conn-mosq-'));
-      const port = await freePort();
-      writeFileSync(
-        path.join(dir, 'm.conf'),
-        `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\nlog_type error\n`,
-      );
-      const mosq = spawn('mosquitto', ['-c', path.join(dir, 'm.conf')], { stdio: 'ignore' });
-      const url = `mqtt://127.0.0.1:${port}`;
-      const sub = await waitForBroker(url);
-      await sub.subscribeAsync('devices/#', { qos: 1 });
-      const ids = new ReceivedIds();
-      let received = 0;
-      sub.on('message', (topic, payload) => {
-        received++;
-        ids.addPayload(topic, payload);
-      });
-      try {
-        const usage = await measure(mosq, url, devices, durationMs);
-        const deadline = Date.now() + 30_000;
-        while (received < usage.acked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-        checkAcked(usage.ackedIds, ids, 'connections (Mosquitto → subscriber)', false);
-        mosquitto.push(usage);
-      } finally {
-        await sub.endAsync(true);
-        await stop(mosq);
-        rmSync(dir, { recursive: true, force: true });
-      }
+      progress(`connections: Mosquitto, ${devices} devices`, r * 3 + 1, repeats * 3);
+      mosquitto.push(await measureBroker('Mosquitto', devices, durationMs, startMosquitto));
+      progress(`connections: bare Aedes, ${devices} devices`, r * 3 + 2, repeats * 3);
+      aedes.push(await measureBroker('bare Aedes', devices, durationMs, startAedesProcess));
     }
-    progress('connections', repeats * 2, repeats * 2);
+    progress('connections', repeats * 3, repeats * 3);
     const pick = (xs: Usage[], k: keyof Usage) => xs.map((u) => u[k]);
     const maxRssMb = Math.max(...pick(fleetlog, 'rssTotalMb'));
     return [
@@ -183,12 +223,33 @@ export const connectionsScenario: Scenario = {
         note: `fleetlog server RSS peaked at ${maxRssMb.toFixed(0)} MB`,
       },
       {
+        scenario: `${devices.toLocaleString('en-US')} connected devices: memory per device`,
+        unit: 'KiB',
+        better: 'lower',
+        fleetlog: pick(fleetlog, 'rssPerDeviceKb'),
+        baselineName: 'bare Aedes 1.2 + 1 subscriber',
+        baseline: pick(aedes, 'rssPerDeviceKb'),
+        target: '≤ 8 KiB',
+        met: median(pick(fleetlog, 'rssPerDeviceKb')) <= 8,
+        note: 'the embedded broker alone, same measure: what fleetlog cannot go below without leaving Aedes',
+      },
+      {
         scenario: `${devices.toLocaleString('en-US')} connected devices, 1 msg/10 s each: server CPU`,
         unit: '% of a core',
         better: 'lower',
         fleetlog: pick(fleetlog, 'cpuPercent'),
         baselineName: 'Mosquitto 2 + 1 subscriber',
         baseline: pick(mosquitto, 'cpuPercent'),
+        target: '≤ 2×',
+        met: median(pick(fleetlog, 'cpuPercent')) <= 2 * median(pick(mosquitto, 'cpuPercent')),
+      },
+      {
+        scenario: `${devices.toLocaleString('en-US')} connected devices: server CPU`,
+        unit: '% of a core',
+        better: 'lower',
+        fleetlog: pick(fleetlog, 'cpuPercent'),
+        baselineName: 'bare Aedes 1.2 + 1 subscriber',
+        baseline: pick(aedes, 'cpuPercent'),
       },
     ];
   },

@@ -15,7 +15,6 @@ import { runPublishers } from './run-publishers.js';
 import type { Scenario } from './scenario.js';
 import { percentile } from './stats.js';
 
-const RATE = 10_000;
 const PUBLISHERS = 50;
 const now = () => performance.timeOrigin + performance.now();
 
@@ -26,7 +25,7 @@ function sentAt(payload: Buffer | Record<string, number>): number | undefined {
 }
 
 /** Publish → visible in the device aggregate: the runner reports each committed batch, with its events. */
-async function fleetlogLatencies(durationMs: number): Promise<number[]> {
+async function fleetlogLatencies(durationMs: number, rate: number): Promise<number[]> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-lat-'));
   const latencies: number[] = [];
   const onProjected = (events: readonly StoredEvent[]) => {
@@ -48,7 +47,7 @@ async function fleetlogLatencies(durationMs: number): Promise<number[]> {
       clients: PUBLISHERS,
       window: 100,
       durationMs,
-      rate: RATE,
+      rate,
       prefix: `lat-${randomUUID().slice(0, 8)}`,
     });
     if (result.errors > 0) throw new Error(`${result.errors} publishes failed`);
@@ -62,7 +61,7 @@ async function fleetlogLatencies(durationMs: number): Promise<number[]> {
 }
 
 /** The same publishers to bare Aedes, received by one mqtt.js QoS 1 subscriber in this process. */
-async function aedesLatencies(durationMs: number): Promise<number[]> {
+async function aedesLatencies(durationMs: number, rate: number): Promise<number[]> {
   const broker = await Aedes.createBroker();
   const server = createServer((socket) => broker.handle(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -85,7 +84,7 @@ async function aedesLatencies(durationMs: number): Promise<number[]> {
       clients: PUBLISHERS,
       window: 100,
       durationMs,
-      rate: RATE,
+      rate,
       prefix: `lat-${randomUUID().slice(0, 8)}`,
     });
     if (result.errors > 0) throw new Error(`${result.errors} publishes failed`);
@@ -103,7 +102,7 @@ async function aedesLatencies(durationMs: number): Promise<number[]> {
 /** Scenario 2: publish → queryable latency at a paced 10,000 msg/s. */
 export const latencyScenario: Scenario = {
   name: 'latency',
-  async run({ quick, repeats, progress }) {
+  async run({ quick, repeats, progress, latencyRate }) {
     const durationMs = quick ? 1500 : 6000;
     const stats = { p50: [[], []], p99: [[], []], max: [[], []] } as Record<
       'p50' | 'p99' | 'max',
@@ -111,9 +110,9 @@ export const latencyScenario: Scenario = {
     >;
     for (let r = 0; r < repeats; r++) {
       progress('latency: fleetlog', r * 2, repeats * 2);
-      const f = await fleetlogLatencies(durationMs);
+      const f = await fleetlogLatencies(durationMs, latencyRate);
       progress('latency: Aedes → subscriber', r * 2 + 1, repeats * 2);
-      const a = await aedesLatencies(durationMs);
+      const a = await aedesLatencies(durationMs, latencyRate);
       if (f.length === 0 || a.length === 0) throw new Error('no latency samples');
       for (const [i, xs] of [f, a].entries()) {
         stats.p50[i as 0 | 1].push(percentile(xs, 50));
@@ -123,13 +122,16 @@ export const latencyScenario: Scenario = {
     }
     progress('latency', repeats * 2, repeats * 2);
     const row = (p: 'p50' | 'p99' | 'max') => ({
-      scenario: `publish → visible in aggregate, ${p}, 10k msg/s`,
+      scenario: `publish → visible in aggregate, ${p}, ${latencyRate.toLocaleString('en-US')} msg/s`,
       unit: 'ms',
       better: 'lower' as const,
       fleetlog: stats[p][0],
       baselineName: 'Aedes publish → QoS 1 subscriber',
       baseline: stats[p][1],
-      ...(p === 'p99' ? { target: '≤ 5 ms', met: percentile(stats.p99[0], 50) <= 5 } : {}),
+      // Issue 15: within 2× of the broker alone at p50 and p99 (and p99 ≤ 5 ms on an idle machine).
+      ...(p === 'max'
+        ? {}
+        : { target: '≤ 2×', met: percentile(stats[p][0], 50) <= 2 * percentile(stats[p][1], 50) }),
     });
     return [row('p50'), row('p99'), row('max')];
   },

@@ -135,8 +135,8 @@ const arg = process.argv[2];
 if (arg) {
   main(JSON.parse(arg) as PublisherOptions).then(
     (result) => {
-      process.stdout.write(`result ${JSON.stringify(result)}\n`);
-      process.exit(0);
+      // Exit only once the line is written: stdout to a pipe may still be flushing a quarter of a megabyte.
+      process.stdout.write(`result ${JSON.stringify(result)}\n`, () => process.exit(0));
     },
     (err: unknown) => {
       process.stderr.write(`publisher failed: ${String(err)}\n`);

@@ -21,12 +21,18 @@ export function runPublishers(options: PublisherOptions, onConnected?: () => voi
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.durationMs + 60_000);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the last of stdout is read, and the result line of 10,000
+    // devices is a quarter of a megabyte.
+    child.once('close', (code) => {
       clearTimeout(timer);
       if (code !== 0) return reject(new Error(`publisher process exited with ${code}: ${err}`));
       const line = out.split('\n').find((l) => l.startsWith('result '));
       if (!line) return reject(new Error(`publisher process printed no result: ${out} ${err}`));
-      resolve(JSON.parse(line.slice('result '.length)) as PublisherResult);
+      try {
+        resolve(JSON.parse(line.slice('result '.length)) as PublisherResult);
+      } catch (parseError) {
+        reject(new Error(`publisher process printed a broken result (${String(parseError)})`));
+      }
     });
   });
 }

@@ -6,6 +6,7 @@ export interface Comparison {
   better: 'higher' | 'lower';
   fleetlog: number[];
   baselineName: string;
+  /** Empty for a breakdown row, which has no baseline of its own. */
   baseline: number[];
   /** The target from the benchmark issue, as text, and whether the median meets it. */
   target?: string;
@@ -17,6 +18,8 @@ export interface Comparison {
 export interface ScenarioContext {
   quick: boolean;
   repeats: number;
+  /** Messages per second the latency scenario paces. */
+  latencyRate: number;
   progress: (label: string, done: number, total: number) => void;
 }
 

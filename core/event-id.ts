@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 
 /**
  * Event identity: which messages count as the same message.
@@ -32,7 +32,14 @@ export function contentEventId(
   return `${deviceId}:${seq ?? '-'}:${contentDigest(topic, payload)}`;
 }
 
+/** Node ≥ 20.12 hashes a buffer in one call, without a Hash object: about half the cost per message. */
+const oneShotHash = (crypto as { hash?: typeof crypto.hash }).hash;
+
 /** SHA-256 of `topic`, a NUL byte, then the payload bytes; the first 128 bits in base64url (22 characters). */
 export function contentDigest(topic: string, payload: Uint8Array | string): string {
+  if (oneShotHash && typeof payload !== 'string') {
+    const head = Buffer.from(`${topic}\0`);
+    return oneShotHash('sha256', Buffer.concat([head, payload]), 'base64url').slice(0, 22);
+  }
   return createHash('sha256').update(topic).update('\0').update(payload).digest('base64url').slice(0, 22);
 }

@@ -13,6 +13,11 @@ export interface Metrics {
   appendLatency: Histogram;
   /** Appends that failed (no ack was sent). */
   appendFailures: Counter;
+  /**
+   * Where ingest spends its time on the broker's thread, seconds summed over messages, by stage (INGEST_STAGES):
+   * divided by `fleetlog_messages_total` it is the per-message breakdown `fleetlog bench` prints.
+   */
+  ingestStageSeconds: Counter<'stage'>;
   /** 1 while a store (eventlog, deadletters) can write, 0 while it cannot (full disk, I/O error). */
   storeWritable: Gauge<'store'>;
   mqttClients: Gauge;
@@ -53,11 +58,24 @@ export interface Metrics {
   retentionLastRun: Gauge;
 }
 
+/**
+ * The stages of `fleetlog_ingest_stage_seconds_total`:
+ * - `parse`: topic, payload and event id (parse-message.ts), on the broker's thread;
+ * - `append_wait`: from handing the event to the log until it is durable, per message (wall time: mostly waiting
+ *   for the group commit and its fdatasync, which runs off the thread);
+ * - `log_write`: the log's insert transactions (SQLite log), on the thread;
+ * - `log_index`: the log's deferred index batches and WAL checkpoints (SQLite log), on the thread;
+ * - `ack`: Aedes writing the PUBACK/PUBREC once the hook calls back, on the thread.
+ */
+export const INGEST_STAGES = ['parse', 'append_wait', 'log_write', 'log_index', 'ack'] as const;
+export type IngestStage = (typeof INGEST_STAGES)[number];
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'fleetlog_process_' });
   const registers = [registry];
-  return {
+  const totals = Object.fromEntries(INGEST_STAGES.map((stage) => [stage, 0])) as Record<IngestStage, number>;
+  const metrics: Metrics = {
     registry,
     messages: new Counter({
       name: 'fleetlog_messages_total',
@@ -87,6 +105,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'fleetlog_append_failures_total',
       help: 'Appends that failed; nothing was acknowledged',
       registers,
+    }),
+    ingestStageSeconds: new Counter({
+      name: 'fleetlog_ingest_stage_seconds_total',
+      help: 'Time ingest spent per stage: parse, append_wait (until durable), log_write, log_index, ack',
+      labelNames: ['stage'],
+      registers,
+      collect() {
+        this.reset();
+        for (const stage of INGEST_STAGES) this.inc({ stage }, totals[stage] / 1000);
+      },
     }),
     storeWritable: new Gauge({
       name: 'fleetlog_store_writable',
@@ -189,4 +217,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers,
     }),
   };
+  stageTotals.set(metrics, totals);
+  return metrics;
 }
+
+/**
+ * Records time against an ingest stage. Several times per message, so it adds to plain numbers; the counter reads
+ * them when scraped (a prom-client `inc`, even on a bound child, hashes its labels every call).
+ */
+export function ingestStageRecorder(metrics: Metrics): (stage: IngestStage, ms: number) => void {
+  const totals = stageTotals.get(metrics);
+  if (!totals) throw new Error('metrics without ingest stage totals');
+  return (stage, ms) => {
+    totals[stage] += ms;
+  };
+}
+
+/** Milliseconds per stage, per Metrics instance (one per process, or per test). */
+const stageTotals = new WeakMap<Metrics, Record<IngestStage, number>>();

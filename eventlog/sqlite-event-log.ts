@@ -31,6 +31,11 @@ export interface SqliteEventLogOptions {
   /** Called after each durable commit: for metrics. */
   onCommit?: (events: number, durationMs: number) => void;
   /**
+   * Called with the time the log spent on the caller's thread: `write` for each insert transaction, `index` for
+   * each index batch (with its WAL checkpoint), ms. For the per-stage breakdown (`fleetlog_ingest_stage_seconds_total`).
+   */
+  onWork?: (part: 'write' | 'index', ms: number) => void;
+  /**
    * Test hook: receives the open connection. Tests fill the "disk" with `PRAGMA max_page_count`, which makes
    * SQLite fail exactly as on a full disk (SQLITE_FULL), and lift the cap again.
    */
@@ -87,6 +92,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     indexIntervalMs: options.indexIntervalMs ?? 500,
     checkpointBytes: options.checkpointBytes ?? 64 * 1024 * 1024,
     onIndexed: (seq) => writer.indexedThrough(seq),
+    ...(options.onWork ? { onWork: (ms: number) => options.onWork?.('index', ms) } : {}),
   });
   // The unindexed tail, back into memory: every durable event after indexedThrough.
   const reopened: StoredEvent[] = [];
@@ -120,6 +126,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
       indexer.tailGrew();
     },
     onCommit: options.onCommit,
+    ...(options.onWork ? { onWrite: (ms: number) => options.onWork?.('write', ms) } : {}),
   });
   const reader = createLogReader({ db, registry, tail, durableSeq: () => writer.durableSeq() });
   const removeBefore = createRemover({ db, registry, indexer });

@@ -18,6 +18,8 @@ export interface IndexerOptions {
   checkpointBytes: number;
   /** Everything through `seq` is in the indexes now (the writer's dedup window lets those ids go). */
   onIndexed(seq: number): void;
+  /** Time each indexing pass took (with its checkpoint), ms: for metrics. */
+  onWork?: (ms: number) => void;
 }
 
 /**
@@ -59,6 +61,15 @@ export function createIndexer(options: IndexerOptions): Indexer {
   let closed = false;
 
   function indexTail(): void {
+    const started = options.onWork ? performance.now() : 0;
+    try {
+      indexTailNow();
+    } finally {
+      options.onWork?.(performance.now() - started);
+    }
+  }
+
+  function indexTailNow(): void {
     clearTimeout(timer);
     timer = undefined;
     const events = tail.events();

@@ -12,7 +12,7 @@ import {
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { DisconnectReason } from '../core/event.js';
 import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
+import { ingestStageRecorder, type Metrics } from '../core/metrics.js';
 import { isDownlinkTopic, isValidDeviceId } from '../core/topics.js';
 import type { BrokerAuth } from './broker-auth.js';
 import { createBrokerLimits, type BrokerLimitsOptions } from './broker-limits.js';
@@ -84,6 +84,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   }
 
   let appendsFailing = false;
+  const stage = ingestStageRecorder(metrics);
   const receipts = createQos2Receipts();
   const authorizePublish: AuthorizePublishHandler = (client, packet, callback) => {
     if (packet.topic.startsWith('$SYS')) {
@@ -137,7 +138,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
           return;
         }
         appendsFailing = false;
+        // Aedes writes the PUBACK (QoS 1) and routes the message to subscribers inside this call.
+        const ackStarted = performance.now();
         callback(null);
+        stage('ack', performance.now() - ackStarted);
       },
       (err: unknown) => {
         if (qos2Id !== undefined && !transport.awaitingRelease) receipts.forget(client.id, qos2Id);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DuplicateReason, NewEvent } from '../core/event.js';
 import { contentDigest } from '../core/event-id.js';
 import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
+import { ingestStageRecorder, type Metrics } from '../core/metrics.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { boundedPayload, type DeadLetterStore } from './dead-letter-store.js';
 import { parseMessage } from './parse-message.js';
@@ -63,6 +63,7 @@ export function createIngester(deps: IngesterDeps): Ingester {
   const { log, deadLetters, presence, metrics, logger } = deps;
   const now = deps.now ?? Date.now;
   const resends = deps.resendMemory ?? createResendMemory();
+  const stage = ingestStageRecorder(metrics);
   // Bound once: resolving a label set on every message costs more than the increment.
   const counters = new Map<IngestOutcome, { inc(): void }>();
   const count = (outcome: IngestOutcome) => {
@@ -116,11 +117,13 @@ export function createIngester(deps: IngesterDeps): Ingester {
   async function ingest(message: IngestMessage): Promise<IngestOutcome> {
     const { clientId, topic, payload, transport } = message;
     const receivedAt = now();
+    const parseStarted = performance.now();
     const parsed = parseMessage(topic, payload, {
       maxPayloadBytes: deps.maxPayloadBytes,
       maxClockSkewMs: deps.maxClockSkewMs,
       receivedAt,
     });
+    stage('parse', performance.now() - parseStarted);
     switch (parsed.kind) {
       case 'passthrough':
         count('passthrough');
@@ -161,7 +164,9 @@ export function createIngester(deps: IngesterDeps): Ingester {
               : await recordDuplicate(event.deviceId, receivedAt, 'status', clientId);
         } else {
           if (!parsed.identified) applyTransportIdentity(event, message);
+          const appendStarted = performance.now();
           const [result] = await log.append([event]);
+          stage('append_wait', performance.now() - appendStarted);
           outcome =
             result?.status === 'duplicate'
               ? await recordDuplicate(event.deviceId, receivedAt, 'resend', clientId, event.id)

@@ -69,6 +69,16 @@ describe('ingest through the embedded Aedes broker', () => {
     const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
     expect(metrics).toContain('fleetlog_messages_total{outcome="appended"} 2');
     expect(metrics).toContain('fleetlog_messages_total{outcome="duplicate"} 1');
+    // Every stage of the breakdown the bench prints took time on these messages (the SQLite log, so all five).
+    const stages = new Map(
+      [...metrics.matchAll(/^fleetlog_ingest_stage_seconds_total\{stage="(\w+)"\} (\S+)$/gm)].map((m) => [
+        m[1],
+        Number(m[2]),
+      ]),
+    );
+    expect([...stages.keys()].sort()).toEqual(['ack', 'append_wait', 'log_index', 'log_write', 'parse']);
+    for (const stage of ['ack', 'append_wait', 'log_write', 'parse'])
+      expect(stages.get(stage), stage).toBeGreaterThan(0);
   });
 
   it('dead-letters a malformed payload with its reason and keeps serving the device', async () => {

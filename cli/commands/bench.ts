@@ -12,22 +12,38 @@ export function registerBench(program: Command): void {
     .option('--repeats <n>', 'runs per scenario; the table shows min/median/max', '3')
     .option('--only <names>', `comma-separated scenarios: ${SCENARIO_NAMES.join(', ')}`)
     .option('--json <file>', 'also write the results as JSON to this file')
+    .option(
+      '--latency-rate <n>',
+      'messages per second the latency scenario paces (lower it on a shared machine where Aedes cannot keep up)',
+      '10000',
+    )
     .addHelpText(
       'after',
       '\nNeeds the mosquitto binary (apt-get install mosquitto). Profile a scenario with:\n  node --cpu-prof --cpu-prof-dir=prof dist/cli/main.js bench --only ingest --repeats 1',
     )
-    .action(async (opts: { quick?: boolean; repeats: string; only?: string; json?: string }) => {
-      const repeats = Number(opts.repeats);
-      if (!Number.isInteger(repeats) || repeats < 1)
-        throw new CliError(`--repeats must be a positive integer, got "${opts.repeats}"`, 2);
-      const only = opts.only?.split(',');
-      const unknown = only?.filter((n) => !SCENARIO_NAMES.includes(n)) ?? [];
-      if (unknown.length > 0)
-        throw new CliError(
-          `unknown scenario ${unknown.join(', ')}; there are ${SCENARIO_NAMES.join(', ')}`,
-          2,
-        );
-      const ok = await runBench({ quick: opts.quick, repeats, only, json: opts.json });
-      if (!ok) throw new CliError('a benchmark scenario failed (see above)');
-    });
+    .action(
+      async (opts: {
+        quick?: boolean;
+        repeats: string;
+        only?: string;
+        json?: string;
+        latencyRate: string;
+      }) => {
+        const repeats = Number(opts.repeats);
+        if (!Number.isInteger(repeats) || repeats < 1)
+          throw new CliError(`--repeats must be a positive integer, got "${opts.repeats}"`, 2);
+        const latencyRate = Number(opts.latencyRate);
+        if (!Number.isInteger(latencyRate) || latencyRate < 1)
+          throw new CliError(`--latency-rate must be a positive integer, got "${opts.latencyRate}"`, 2);
+        const only = opts.only?.split(',');
+        const unknown = only?.filter((n) => !SCENARIO_NAMES.includes(n)) ?? [];
+        if (unknown.length > 0)
+          throw new CliError(
+            `unknown scenario ${unknown.join(', ')}; there are ${SCENARIO_NAMES.join(', ')}`,
+            2,
+          );
+        const ok = await runBench({ quick: opts.quick, repeats, only, json: opts.json, latencyRate });
+        if (!ok) throw new CliError('a benchmark scenario failed (see above)');
+      },
+    );
 }
