@@ -87,7 +87,10 @@ const LIVE_COMMIT: CommitPolicy = { intervalMs: 50, events: 20_000 };
 /**
  * A catch-up commits (and writes the read models' rows) every 250,000 events: each write of a device's current
  * minute, hour and aggregate row is a write that the next batches make again, and each commit writes every page it
- * dirtied. At 1,000 devices the unwritten state is then ~40,000 rollup rows and ~2,500 snapshots (tens of MB).
+ * dirtied (0.29× → 0.40× of a raw scan on 5 million events, with writes every 50,000 and commits every 100,000
+ * before). The price is memory: at 1,000 devices the unwritten state is ~40,000 rollup rows and ~2,500 snapshots
+ * (tens of MB); a fleet with more devices than that can hold up to a minute row, an hour row and an aggregate per
+ * event, a few hundred MB at worst.
  */
 const CATCH_UP_COMMIT: CommitPolicy = { intervalMs: 10_000, events: 250_000 };
 /** While catching up, write the read models' unwritten state every this many events (at most). */
