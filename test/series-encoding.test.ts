@@ -80,7 +80,15 @@ describe('rollup row encoding', () => {
     }
     expect(unpack(packed)).toEqual(named);
     expect(unpack(packed)).toEqual({
-      t: { count: 5, min: -3, max: 21.25, sum: 20.5 + 21.25 + -3 + 0.1 + 0.2, last: 0.2, lastTime: 130, lastSeq: 8 },
+      t: {
+        count: 5,
+        min: -3,
+        max: 21.25,
+        sum: 20.5 + 21.25 + -3 + 0.1 + 0.2,
+        last: 0.2,
+        lastTime: 130,
+        lastSeq: 8,
+      },
       h: { count: 3, min: 39.5, max: 41, sum: 120.5, last: 39.5, lastTime: 130, lastSeq: 4 },
     });
   });

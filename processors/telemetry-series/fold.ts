@@ -105,7 +105,12 @@ export type PackedStats = Record<string, PackedBucket>;
 /** Defines an own property even for a metric called "__proto__". */
 function setPacked(stats: PackedStats, metric: string, bucket: PackedBucket): void {
   if (metric === '__proto__') {
-    Object.defineProperty(stats, metric, { value: bucket, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(stats, metric, {
+      value: bucket,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   } else {
     stats[metric] = bucket;
   }
