@@ -93,43 +93,72 @@ export function mergeStats(a: BucketStats, b: BucketStats): BucketStats {
   return out;
 }
 
-/** A copy of a bucket's statistics that addReading may change without touching the original. */
-export function cloneStats(stats: BucketStats): BucketStats {
-  const out: BucketStats = {};
-  for (const [metric, bucket] of Object.entries(stats)) setStat(out, metric, { ...bucket });
-  return out;
-}
+/**
+ * A bucket as the read model folds into it: one array, [count, min, max, sum, last, lastTime, lastSeq] (the order a
+ * row stores it in). An array of numbers holds them unboxed, one allocation per bucket; a Bucket's seven number
+ * fields are each a separate heap number, and a rebuild folds a million of them.
+ */
+export type PackedBucket = [number, number, number, number, number, number, number];
+/** One device's bucket in the working form: every metric's PackedBucket. */
+export type PackedStats = Record<string, PackedBucket>;
 
-/** Folds one reading into a bucket, changing it. */
-function addInPlace(b: Bucket, value: number, time: number, seq: number): void {
-  b.count += 1;
-  if (value < b.min) b.min = value;
-  if (value > b.max) b.max = value;
-  b.sum += value;
-  if (time > b.lastTime || (time === b.lastTime && seq > b.lastSeq)) {
-    b.last = value;
-    b.lastTime = time;
-    b.lastSeq = seq;
+/** Defines an own property even for a metric called "__proto__". */
+function setPacked(stats: PackedStats, metric: string, bucket: PackedBucket): void {
+  if (metric === '__proto__') {
+    Object.defineProperty(stats, metric, {
+      value: bucket,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else {
+    stats[metric] = bucket;
   }
 }
 
-const fresh = (value: number, time: number, seq: number): Bucket => ({
-  count: 1,
-  min: value,
-  max: value,
-  sum: value,
-  last: value,
-  lastTime: time,
-  lastSeq: seq,
-});
+/** A bucket's statistics in the working form, a private copy addReading may change. */
+export function pack(stats: BucketStats): PackedStats {
+  const out: PackedStats = {};
+  for (const [metric, b] of Object.entries(stats))
+    setPacked(out, metric, [b.count, b.min, b.max, b.sum, b.last, b.lastTime, b.lastSeq]);
+  return out;
+}
+
+/** A copy of working statistics that addReading may change without touching the original. */
+export function clonePacked(stats: PackedStats): PackedStats {
+  const out: PackedStats = {};
+  for (const [metric, b] of Object.entries(stats)) setPacked(out, metric, b.slice() as PackedBucket);
+  return out;
+}
+
+/** Working statistics back into Buckets. */
+export function unpack(stats: PackedStats): BucketStats {
+  const out: BucketStats = {};
+  for (const [metric, [count, min, max, sum, last, lastTime, lastSeq]] of Object.entries(stats))
+    setStat(out, metric, { count, min, max, sum, last, lastTime, lastSeq });
+  return out;
+}
+
+/** Folds one reading into a packed bucket, changing it: addPoint's arithmetic. */
+function addInPlace(b: PackedBucket, value: number, time: number, seq: number): void {
+  b[0] += 1;
+  if (value < b[1]) b[1] = value;
+  if (value > b[2]) b[2] = value;
+  b[3] += value;
+  if (time > b[5] || (time === b[5] && seq > b[6])) {
+    b[4] = value;
+    b[5] = time;
+    b[6] = seq;
+  }
+}
 
 /**
  * Folds one reading of every metric of an event into each of `targets` (a minute's and an hour's statistics),
- * changing them: for private working copies (cloneStats). The same result as addPoint for each metric and target,
- * without a new object per point.
+ * changing them: for private working copies (pack, clonePacked). The same result as addPoint for each metric and
+ * target, without a new object per point.
  */
 export function addReading(
-  targets: readonly BucketStats[],
+  targets: readonly PackedStats[],
   metrics: Record<string, number>,
   time: number,
   seq: number,
@@ -140,7 +169,7 @@ export function addReading(
     for (const stats of targets) {
       const b = Object.hasOwn(stats, metric) ? stats[metric] : undefined;
       if (b) addInPlace(b, value, time, seq);
-      else setStat(stats, metric, fresh(value, time, seq));
+      else setPacked(stats, metric, [1, value, value, value, value, time, seq]);
     }
   }
 }
@@ -153,7 +182,7 @@ export function evolveBucket(
   stats: BucketStats,
   event: { time: number; seq: number; metrics: Record<string, number> },
 ): BucketStats {
-  const next = cloneStats(stats);
+  const next = pack(stats);
   addReading([next], event.metrics, event.time, event.seq);
-  return next;
+  return unpack(next);
 }

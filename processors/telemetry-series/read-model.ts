@@ -2,9 +2,10 @@ import { foldEach, type ReadModelDefinition } from '../read-model-definition.js'
 import {
   addReading,
   bucketStart,
-  cloneStats,
+  clonePacked,
+  pack,
   RESOLUTIONS,
-  type BucketStats,
+  type PackedStats,
   type Resolution,
 } from './fold.js';
 import { createMemorySeriesStore } from './memory-store.js';
@@ -16,16 +17,16 @@ import { createSqliteSeriesStore, type RollupRow, type SeriesStore } from './sto
 const CACHE_LIMIT = 50_000;
 const RESOLUTION_NAMES = Object.keys(RESOLUTIONS) as Resolution[];
 
-/** Rows of one resolution by device, then bucket start. */
-type Rows = Map<string, Map<number, BucketStats>>;
+/** Rows of one resolution by device, then bucket start, in the working form (fold.ts, PackedStats). */
+type Rows = Map<string, Map<number, PackedStats>>;
 
-function getRow(rows: Rows, deviceId: string, bucket: number): BucketStats | undefined {
+function getRow(rows: Rows, deviceId: string, bucket: number): PackedStats | undefined {
   return rows.get(deviceId)?.get(bucket);
 }
 
-function setRow(rows: Rows, deviceId: string, bucket: number, stats: BucketStats): void {
+function setRow(rows: Rows, deviceId: string, bucket: number, stats: PackedStats): void {
   let byBucket = rows.get(deviceId);
-  if (!byBucket) rows.set(deviceId, (byBucket = new Map<number, BucketStats>()));
+  if (!byBucket) rows.set(deviceId, (byBucket = new Map<number, PackedStats>()));
   byBucket.set(bucket, stats);
 }
 
@@ -48,18 +49,18 @@ class Resolved {
   ) {}
 
   /** The row to fold into: its unwritten statistics, or a private copy of what was written (or new ones). */
-  working(deviceId: string, bucket: number): BucketStats {
+  working(deviceId: string, bucket: number): PackedStats {
     let stats = getRow(this.dirty, deviceId, bucket);
     if (!stats) {
       const written = this.written(deviceId, bucket);
-      stats = written ? cloneStats(written) : {};
+      stats = written ? clonePacked(written) : {};
       setRow(this.dirty, deviceId, bucket, stats);
     }
     return stats;
   }
 
   /** The row as written (undefined: none); do not change it. */
-  private written(deviceId: string, bucket: number): BucketStats | undefined {
+  private written(deviceId: string, bucket: number): PackedStats | undefined {
     const known = getRow(this.clean, deviceId, bucket);
     if (known) return known;
     let newest = this.newestStored.get(deviceId);
@@ -67,17 +68,19 @@ class Resolved {
       newest = this.store.newestBucket(this.resolution, deviceId) ?? Number.NEGATIVE_INFINITY;
       this.newestStored.set(deviceId, newest);
     }
-    return bucket > newest ? undefined : this.store.load(this.resolution, deviceId, bucket);
+    if (bucket > newest) return undefined;
+    const stored = this.store.load(this.resolution, deviceId, bucket);
+    return stored && pack(stored);
   }
 
   /** Writes the dirty rows, each device's in bucket order (neighbours in the store's B-tree). */
   flush(): void {
     const rows: RollupRow[] = [];
     for (const deviceId of [...this.dirty.keys()].sort()) {
-      const byBucket = this.dirty.get(deviceId) as Map<number, BucketStats>;
+      const byBucket = this.dirty.get(deviceId) as Map<number, PackedStats>;
       let newest = this.newestStored.get(deviceId) ?? Number.NEGATIVE_INFINITY;
       for (const bucket of [...byBucket.keys()].sort((a, b) => a - b)) {
-        const stats = byBucket.get(bucket) as BucketStats;
+        const stats = byBucket.get(bucket) as PackedStats;
         rows.push({ deviceId, bucket, stats });
         if (this.cleanSize >= CACHE_LIMIT) this.forgetClean();
         setRow(this.clean, deviceId, bucket, stats);
@@ -123,7 +126,7 @@ export const telemetrySeriesReadModel: ReadModelDefinition<SeriesQueries> = {
      * Per device, the unwritten minute and hour rows its last reading went to: consecutive readings mostly share
      * them. Valid until the rows are written or discarded.
      */
-    const cursors = new Map<string, { minute: number; hour: number; targets: [BucketStats, BucketStats] }>();
+    const cursors = new Map<string, { minute: number; hour: number; targets: [PackedStats, PackedStats] }>();
 
     return {
       // Folds in place (foldsInPlace): straight into the unwritten rows, copied once per commit, not per batch.

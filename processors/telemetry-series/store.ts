@@ -1,12 +1,20 @@
 import type Database from 'better-sqlite3';
-import { RESOLUTIONS, setStat, type Bucket, type BucketStats, type Resolution } from './fold.js';
+import {
+  RESOLUTIONS,
+  setStat,
+  type Bucket,
+  type BucketStats,
+  type PackedStats,
+  type Resolution,
+} from './fold.js';
 
 /** One device's bucket at one resolution. */
 export interface RollupRow {
   deviceId: string;
   /** Bucket start, epoch ms. */
   bucket: number;
-  stats: BucketStats;
+  /** Named (Bucket) or as the read model folds them (PackedBucket); stored alike. */
+  stats: BucketStats | PackedStats;
 }
 
 /**
@@ -47,15 +55,17 @@ const jsonNumber = (n: number): string => (Number.isFinite(n) ? String(n) : 'nul
  * A row's statistics as stored: each metric's bucket as an array, `{"temperature":[count,min,max,sum,last,lastTime,
  * lastSeq],…}`. Rows written before (named fields) read too. Written by hand, the same text as JSON.stringify of
  * those arrays (keys in the object's own order, `__proto__` included): a rebuild encodes every rollup row, and
- * building the arrays first cost as much as the insert.
+ * building the arrays first cost as much as the insert. A PackedBucket is that array already.
  */
-export function encodeStats(stats: BucketStats): string {
+export function encodeStats(stats: BucketStats | PackedStats): string {
   let out = '{';
   for (const metric in stats) {
     if (!Object.hasOwn(stats, metric)) continue;
-    const b = stats[metric] as Bucket;
+    const b = stats[metric] as Bucket | PackedStats[string];
     if (out.length > 1) out += ',';
-    out += `${JSON.stringify(metric)}:[${jsonNumber(b.count)},${jsonNumber(b.min)},${jsonNumber(b.max)},${jsonNumber(b.sum)},${jsonNumber(b.last)},${jsonNumber(b.lastTime)},${jsonNumber(b.lastSeq)}]`;
+    out += Array.isArray(b)
+      ? `${JSON.stringify(metric)}:[${jsonNumber(b[0])},${jsonNumber(b[1])},${jsonNumber(b[2])},${jsonNumber(b[3])},${jsonNumber(b[4])},${jsonNumber(b[5])},${jsonNumber(b[6])}]`
+      : `${JSON.stringify(metric)}:[${jsonNumber(b.count)},${jsonNumber(b.min)},${jsonNumber(b.max)},${jsonNumber(b.sum)},${jsonNumber(b.last)},${jsonNumber(b.lastTime)},${jsonNumber(b.lastSeq)}]`;
   }
   return `${out}}`;
 }
