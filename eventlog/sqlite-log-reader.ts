@@ -4,7 +4,6 @@ import Database from 'better-sqlite3';
 import type { StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { EventLog, TailListener } from './event-log.js';
-import { createReadAhead } from './sqlite-read-ahead.js';
 import { eventSelect, rowToEvent, type EventRow } from './sqlite-schema.js';
 
 export type LogReader = Pick<EventLog, 'readAll' | 'subscribe' | 'lastSeq'> & { close(): Promise<void> };
@@ -23,9 +22,8 @@ export function openSqliteLogReader(dataDir: string, options: { pollMs?: number 
     );
   }
   const db = new Database(file, { readonly: true, fileMustExist: true });
-  const columns = eventSelect(db);
   const readAll = db
-    .prepare(`SELECT ${columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`)
+    .prepare(`SELECT ${eventSelect(db)} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`)
     .raw(true) as Database.Statement<[number, number], EventRow>;
   const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
   const devices = db.prepare('SELECT device_key, device_id FROM devices WHERE device_key > ?');
@@ -41,8 +39,6 @@ export function openSqliteLogReader(dataDir: string, options: { pollMs?: number 
     return deviceIds.get(key) ?? `#${key}`;
   };
   const toEvent = (r: EventRow): StoredEvent => rowToEvent(r, deviceId(r[1]));
-  // Batches in order (a rebuild, a catch-up) are read on another thread, the next one while this one is folded.
-  const readAhead = createReadAhead(file, columns, deviceId);
 
   const listeners = new Set<TailListener>();
   let seen = maxSeq.get() as number;
@@ -56,16 +52,21 @@ export function openSqliteLogReader(dataDir: string, options: { pollMs?: number 
   }, options.pollMs ?? 100).unref();
 
   return {
-    readAll: ({ after, limit }) => readAhead.read(after, limit),
+    readAll({ after, limit }) {
+      // Row by row: a row is garbage as soon as its event is built (a rebuild reads millions).
+      const events: StoredEvent[] = [];
+      for (const row of readAll.iterate(after, limit)) events.push(toEvent(row));
+      return Promise.resolve(events);
+    },
     lastSeq: () => Promise.resolve(maxSeq.get() as number),
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    async close() {
+    close() {
       clearInterval(timer);
-      await readAhead.close();
       db.close();
+      return Promise.resolve();
     },
   };
 }

@@ -103,7 +103,6 @@ export function eventSelect(db: Database.Database, alias?: string): string {
 
 /** The one string of each event type, so that reads do not keep a copy per event (and compare by reference). */
 const TYPE_NAMES = new Map<string, string>(EVENT_TYPES.map((t) => [t, t]));
-export const internType = (type: string): string => TYPE_NAMES.get(type) ?? type;
 
 /** One row back into an event; the row was written by this log, so its fields are trusted. */
 export function rowToEvent(row: EventRow, deviceId: string): StoredEvent {
@@ -112,7 +111,7 @@ export function rowToEvent(row: EventRow, deviceId: string): StoredEvent {
     version: row[2],
     id: row[3],
     deviceId,
-    type: internType(row[4]),
+    type: TYPE_NAMES.get(row[4]) ?? row[4],
     time: row[5],
     receivedAt: row[6],
   } as StoredEvent;
