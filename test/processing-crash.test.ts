@@ -12,10 +12,10 @@ import { READ_MODELS } from '../processors/registry.js';
 import { kill9, spawnServe } from './helpers/spawn-server.js';
 
 /**
- * More than a catch-up commits at once (250,000 events, processors/runner/projection-runner.ts), so the kill below
+ * More than a catch-up commits at once (500,000 events, processors/runner/projection-runner.ts), so the kill below
  * lands after the first commit and before the last.
  */
-const EVENTS = 400_000;
+const EVENTS = 800_000;
 const T0 = Date.UTC(2026, 10, 25);
 
 async function seed(dataDir: string): Promise<void> {
