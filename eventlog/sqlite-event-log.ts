@@ -8,6 +8,7 @@ import { createWriteHealth } from '../core/write-health.js';
 import type { EventLog } from './event-log.js';
 import { loadDeviceRegistry } from './sqlite-device-registry.js';
 import { createGroupCommitWriter } from './sqlite-group-commit.js';
+import { createCheckpointer } from './sqlite-checkpointer.js';
 import { createIndexer } from './sqlite-indexer.js';
 import { createLogReader } from './sqlite-reader.js';
 import { createRemover } from './sqlite-remover.js';
@@ -82,15 +83,21 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
   const registry = loadDeviceRegistry(db);
   const tail = createLogTail();
 
+  const checkpointer = createCheckpointer({
+    db,
+    file,
+    walPath,
+    checkpointBytes: options.checkpointBytes ?? 64 * 1024 * 1024,
+    logger,
+  });
   const indexer = createIndexer({
     db,
-    walPath,
+    checkpointer,
     registry,
     tail,
     logger,
     indexBatchEvents: options.indexBatchEvents ?? 50_000,
     indexIntervalMs: options.indexIntervalMs ?? 500,
-    checkpointBytes: options.checkpointBytes ?? 64 * 1024 * 1024,
     onIndexed: (seq) => writer.indexedThrough(seq),
     ...(options.onWork ? { onWork: (ms: number) => options.onWork?.('index', ms) } : {}),
   });
@@ -149,6 +156,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
       closed = true;
       await writer.close();
       indexer.close();
+      await checkpointer.close();
       tail.close();
       await wal.close();
       // Closing checkpoints the WAL into the database and deletes it: that checkpoint must fsync.

@@ -1,13 +1,13 @@
-import { statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Logger } from '../core/logger.js';
+import type { Checkpointer } from './sqlite-checkpointer.js';
 import type { DeviceRegistry } from './sqlite-device-registry.js';
 import type { LogTail } from './sqlite-tail.js';
 
 export interface IndexerOptions {
   db: Database.Database;
-  /** The WAL file: checkpointed once it exceeds `checkpointBytes`. */
-  walPath: string;
+  /** Keeps the WAL bounded; stepped after each indexing pass. */
+  checkpointer: Checkpointer;
   registry: DeviceRegistry;
   tail: LogTail;
   logger: Logger;
@@ -15,7 +15,6 @@ export interface IndexerOptions {
   indexBatchEvents: number;
   /** ...or after this many milliseconds, whichever comes first. */
   indexIntervalMs: number;
-  checkpointBytes: number;
   /** Everything through `seq` is in the indexes now (the writer's dedup window lets those ids go). */
   onIndexed(seq: number): void;
   /** Time each indexing pass took (with its checkpoint), ms: for metrics. */
@@ -26,7 +25,7 @@ export interface IndexerOptions {
  * The indexer: builds the per-device (version, time) and per-id indexes behind the log, in large batches, because
  * inserting into device-ordered B-trees at every commit would cost the writer most of its speed (sqlite-schema.ts).
  * Owns `indexedThrough` (`meta.indexed_through`): events after it are in the tail (memory) only. Indexing is one
- * transaction, not synced (it is derived data, rebuilt from the tail on open); the WAL checkpoint runs here too.
+ * transaction, not synced (it is derived data, rebuilt from the tail on open); the checkpointer is stepped here.
  */
 export interface Indexer {
   indexedThrough(): number;
@@ -99,28 +98,10 @@ export function createIndexer(options: IndexerOptions): Indexer {
     tail.clear();
     options.onIndexed(through);
     try {
-      maybeCheckpoint();
+      options.checkpointer.step();
     } catch (err) {
       // The WAL keeps every frame until a checkpoint succeeds; the next indexing pass tries again.
       logger.warn({ err }, 'event log checkpoint failed; will retry');
-    }
-  }
-
-  function maybeCheckpoint(): void {
-    // Never a PASSIVE checkpoint here: under synchronous=OFF it would copy frames without an fsync.
-    let walBytes: number;
-    try {
-      walBytes = statSync(options.walPath).size;
-    } catch {
-      return;
-    }
-    if (walBytes < options.checkpointBytes) return;
-    // NORMAL makes SQLite fsync the database before the WAL can be reused; see WalSyncer.
-    db.pragma('synchronous = NORMAL');
-    try {
-      db.pragma('wal_checkpoint(TRUNCATE)');
-    } finally {
-      db.pragma('synchronous = OFF');
     }
   }
 
