@@ -102,8 +102,8 @@ async function aedesLatencies(durationMs: number, rate: number): Promise<number[
 /** Scenario 2: publish → queryable latency at a paced 10,000 msg/s. */
 export const latencyScenario: Scenario = {
   name: 'latency',
-  async run({ quick, repeats, progress, latencyRate }) {
-    const durationMs = quick ? 1500 : 6000;
+  async run({ quick, repeats, progress, latencyRate, latencySeconds }) {
+    const durationMs = quick ? 1500 : latencySeconds * 1000;
     const stats = { p50: [[], []], p99: [[], []], max: [[], []] } as Record<
       'p50' | 'p99' | 'max',
       [number[], number[]]
@@ -122,7 +122,7 @@ export const latencyScenario: Scenario = {
     }
     progress('latency', repeats * 2, repeats * 2);
     const row = (p: 'p50' | 'p99' | 'max') => ({
-      scenario: `publish → visible in aggregate, ${p}, ${latencyRate.toLocaleString('en-US')} msg/s`,
+      scenario: `publish → visible in aggregate, ${p}, ${latencyRate.toLocaleString('en-US')} msg/s${durationMs === 6000 ? '' : ` for ${durationMs / 1000} s`}`,
       unit: 'ms',
       better: 'lower' as const,
       fleetlog: stats[p][0],

@@ -34,6 +34,8 @@ export interface BenchOptions {
   json?: string;
   /** Messages per second the latency scenario paces; default 10,000. */
   latencyRate?: number;
+  /** How long each latency run lasts, s; default 6. */
+  latencySeconds?: number;
 }
 
 /** Runs the scenarios, prints the table, writes JSON if asked; resolves false when a scenario failed. */
@@ -75,6 +77,7 @@ export async function runBench(opts: BenchOptions): Promise<boolean> {
           repeats,
           progress,
           latencyRate: opts.latencyRate ?? 10_000,
+          latencySeconds: opts.latencySeconds ?? 6,
         })),
       );
     } catch (err) {
@@ -132,7 +135,7 @@ export async function runBench(opts: BenchOptions): Promise<boolean> {
     };
     writeFileSync(
       opts.json,
-      `${JSON.stringify({ quick: Boolean(opts.quick), repeats, latencyRate: opts.latencyRate ?? 10_000, machine, rows: rows.map((r) => ({ ...r, ...(r.baseline.length > 0 ? { ratio: ratio(r) } : {}) })) }, null, 2)}\n`,
+      `${JSON.stringify({ quick: Boolean(opts.quick), repeats, latencyRate: opts.latencyRate ?? 10_000, latencySeconds: opts.latencySeconds ?? 6, machine, rows: rows.map((r) => ({ ...r, ...(r.baseline.length > 0 ? { ratio: ratio(r) } : {}) })) }, null, 2)}\n`,
     );
   }
   const bad = rows.some((r) => [...r.fleetlog, ...r.baseline].some((v) => !Number.isFinite(v) || v < 0));

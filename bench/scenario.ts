@@ -20,6 +20,8 @@ export interface ScenarioContext {
   repeats: number;
   /** Messages per second the latency scenario paces. */
   latencyRate: number;
+  /** How long each latency run lasts, s (not in --quick). */
+  latencySeconds: number;
   progress: (label: string, done: number, total: number) => void;
 }
 

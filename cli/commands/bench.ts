@@ -17,6 +17,11 @@ export function registerBench(program: Command): void {
       'messages per second the latency scenario paces (lower it on a shared machine where Aedes cannot keep up)',
       '10000',
     )
+    .option(
+      '--latency-seconds <n>',
+      "how long each latency run lasts (long enough to include the log's WAL checkpoints: 60)",
+      '6',
+    )
     .addHelpText(
       'after',
       '\nNeeds the mosquitto binary (apt-get install mosquitto). Profile a scenario with:\n  node --cpu-prof --cpu-prof-dir=prof dist/cli/main.js bench --only ingest --repeats 1',
@@ -28,6 +33,7 @@ export function registerBench(program: Command): void {
         only?: string;
         json?: string;
         latencyRate: string;
+        latencySeconds: string;
       }) => {
         const repeats = Number(opts.repeats);
         if (!Number.isInteger(repeats) || repeats < 1)
@@ -35,6 +41,12 @@ export function registerBench(program: Command): void {
         const latencyRate = Number(opts.latencyRate);
         if (!Number.isInteger(latencyRate) || latencyRate < 1)
           throw new CliError(`--latency-rate must be a positive integer, got "${opts.latencyRate}"`, 2);
+        const latencySeconds = Number(opts.latencySeconds);
+        if (!(latencySeconds > 0) || latencySeconds > 600)
+          throw new CliError(
+            `--latency-seconds must be a number in (0, 600], got "${opts.latencySeconds}"`,
+            2,
+          );
         const only = opts.only?.split(',');
         const unknown = only?.filter((n) => !SCENARIO_NAMES.includes(n)) ?? [];
         if (unknown.length > 0)
@@ -42,7 +54,14 @@ export function registerBench(program: Command): void {
             `unknown scenario ${unknown.join(', ')}; there are ${SCENARIO_NAMES.join(', ')}`,
             2,
           );
-        const ok = await runBench({ quick: opts.quick, repeats, only, json: opts.json, latencyRate });
+        const ok = await runBench({
+          quick: opts.quick,
+          repeats,
+          only,
+          json: opts.json,
+          latencyRate,
+          latencySeconds,
+        });
         if (!ok) throw new CliError('a benchmark scenario failed (see above)');
       },
     );
