@@ -10,8 +10,8 @@ export type CheckpointReply = { frames: number; copied: number; ms: number } | {
 
 export interface Checkpointer {
   /**
-   * Called on the writer's thread after each indexing pass: starts a background copy of the WAL, or, once one has
-   * copied a WAL past the size limit, restarts the WAL (the few frames written since are copied then).
+   * Called on the writer's thread after each indexing pass: starts a background copy of the WAL. A copy that finds
+   * the WAL past the size limit restarts it from the writer's thread when it reports back.
    */
   step(): void;
   close(): Promise<void>;
@@ -33,7 +33,7 @@ function workerFile(): URL {
  *
  * So the copying is done on a worker thread with its own connection (sqlite-checkpoint-worker.ts): a PASSIVE
  * checkpoint with synchronous=NORMAL, which never blocks the writer. It cannot reset the WAL while appends go on,
- * so once a copy reports the WAL past `checkpointBytes`, the writer's thread runs a RESTART checkpoint itself:
+ * so once a copy reports the WAL past `checkpointBytes`, the writer's thread runs a RESTART checkpoint at once:
  * it copies what was appended since (a few frames), syncs, and the next commit starts the WAL from its beginning
  * (the file keeps its size and is reused). If the thread cannot start or fails, the writer's thread does it all,
  * as before: a TRUNCATE checkpoint once the WAL file passes the limit.
@@ -55,7 +55,6 @@ export function createCheckpointer(options: {
   let worker: Worker | undefined;
   let failed = false;
   let inFlight = false;
-  let restartDue = false;
   let closing = false;
   let warned = false;
 
@@ -72,7 +71,10 @@ export function createCheckpointer(options: {
       }
       warned = false;
       options.onCheckpoint?.('thread', reply.ms);
-      restartDue = reply.frames * frameBytes >= options.checkpointBytes && reply.copied === reply.frames;
+      // Restart now, between two of the writer's transactions (each runs within one turn of the loop), while what
+      // was appended since the copy began is little; waiting for the next step would leave more to copy here.
+      if (reply.frames * frameBytes >= options.checkpointBytes && reply.copied === reply.frames && !closing)
+        restartNow();
     });
     w.on('error', (err) => giveUp(err));
     w.on('exit', (code) => {
@@ -102,6 +104,16 @@ export function createCheckpointer(options: {
     options.onCheckpoint?.('writer', performance.now() - started);
   }
 
+  function restartNow(): void {
+    try {
+      checkpointHere('RESTART');
+    } catch (err) {
+      // The WAL keeps every frame until a checkpoint succeeds; the next copy tries again.
+      if (!warned) logger.warn({ err }, 'event log checkpoint failed; will retry');
+      warned = true;
+    }
+  }
+
   function walFileBytes(): number {
     try {
       return statSync(options.walPath).size;
@@ -115,11 +127,6 @@ export function createCheckpointer(options: {
       if (closing) return;
       if (failed) {
         if (walFileBytes() >= options.checkpointBytes) checkpointHere('TRUNCATE');
-        return;
-      }
-      if (restartDue) {
-        restartDue = false;
-        checkpointHere('RESTART');
         return;
       }
       if (inFlight) return;

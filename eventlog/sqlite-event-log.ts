@@ -89,6 +89,10 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): EventLog {
     walPath,
     checkpointBytes: options.checkpointBytes ?? 64 * 1024 * 1024,
     logger,
+    // The part on the writer's thread is the index stage's (its time per message, in the ingest breakdown).
+    ...(options.onWork
+      ? { onCheckpoint: (where, ms) => void (where === 'writer' && options.onWork?.('index', ms)) }
+      : {}),
   });
   const indexer = createIndexer({
     db,
