@@ -103,8 +103,8 @@ const CATCH_UP_FLUSH_EVENTS = 250_000;
  * - the tail buffer (tail-buffer.ts): announced events, folded without reading them back;
  * - the waiters (position-waiters.ts): `waitFor` promises against the slowest healthy position;
  * - the loop below: read a batch after the slowest position, let each slot fold its part in a savepoint of the
- *   open transaction with its checkpoint, then settle waiters. Single-flight: a wake-up while it runs asks for
- *   one more pass.
+ *   open transaction, then settle waiters; a slot's checkpoint is written with its rows (`flush`), which every
+ *   commit does first. Single-flight: a wake-up while it runs asks for one more pass.
  */
 export function createProjectionRunner(options: ProjectionRunnerOptions): ProjectionRunner {
   const { source, storage, logger } = options;
@@ -172,7 +172,12 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     if (slot.flushed >= slot.position) return;
     window.open();
     try {
-      storage.atomically(() => slot.model.flush());
+      // The checkpoint is written with the rows, not per batch: a batch costs no SQL of its own, and whenever the
+      // transaction commits, every slot has been flushed (beforeCommit), so rows and checkpoints commit together.
+      storage.atomically(() => {
+        slot.model.flush();
+        storage.setCheckpoint(slot.name, { version: slot.definition.version, position: slot.position });
+      });
       slot.flushed = slot.position;
     } catch (err) {
       window.rollback();
@@ -228,11 +233,14 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     for (const slot of slots) {
       if (!slot.healthy || slot.position >= through) continue;
       const mine = slot.mine(events, base);
+      // Nothing of its own in the batch (most batches, for most read models): only its position moves, and its
+      // checkpoint with its next flush.
+      if (mine.length === 0) {
+        slot.position = through;
+        continue;
+      }
       try {
-        storage.atomically(() => {
-          if (mine.length > 0) slot.model.apply(mine);
-          storage.setCheckpoint(slot.name, { version: slot.definition.version, position: through });
-        });
+        storage.atomically(() => slot.model.apply(mine));
         slot.position = through;
       } catch (err) {
         // The checkpoint stays before the batch; a restart (or a fixed version) retries from there. A read model
@@ -240,8 +248,8 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
         if (slot.definition.foldsInPlace) {
           slot.model.discard();
           slot.position = slot.flushed;
-          storage.setCheckpoint(slot.name, { version: slot.definition.version, position: slot.flushed });
         }
+        storage.setCheckpoint(slot.name, { version: slot.definition.version, position: slot.position });
         slot.failed(err instanceof FoldFailure ? err.seq : undefined, err);
         logger.error({ projection: slot.name, seq: slot.failedSeq, err }, 'read model failed and stopped');
       }
