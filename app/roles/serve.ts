@@ -108,12 +108,18 @@ export async function startServe(config: ServerConfig, deps: ServeDeps): Promise
         await readSide.runner.waitFor(await log.lastSeq());
         await readSide.close();
       });
-    const presenceStore = inMemory ? createMemoryPresenceStore() : createSqlitePresenceStore(config.dataDir);
+    const presenceLogger = logger.child({ component: 'presence' });
+    const presenceStore = inMemory
+      ? createMemoryPresenceStore()
+      : createSqlitePresenceStore(config.dataDir, {
+          onError: (err) =>
+            presenceLogger.error({ err }, 'could not record devices online or offline; will retry'),
+        });
     shutdown.add('stores', 'presence', () => presenceStore.close());
     const presence = createPresenceTracker({
       log,
       store: presenceStore,
-      logger: logger.child({ component: 'presence' }),
+      logger: presenceLogger,
     });
     await presence.recoverAfterCrash();
     const ingester = createIngester({
