@@ -108,18 +108,12 @@ export async function startServe(config: ServerConfig, deps: ServeDeps): Promise
         await readSide.runner.waitFor(await log.lastSeq());
         await readSide.close();
       });
-    const presenceLogger = logger.child({ component: 'presence' });
-    const presenceStore = inMemory
-      ? createMemoryPresenceStore()
-      : createSqlitePresenceStore(config.dataDir, {
-          onError: (err) =>
-            presenceLogger.error({ err }, 'could not record devices online or offline; will retry'),
-        });
+    const presenceStore = inMemory ? createMemoryPresenceStore() : createSqlitePresenceStore(config.dataDir);
     shutdown.add('stores', 'presence', () => presenceStore.close());
     const presence = createPresenceTracker({
       log,
       store: presenceStore,
-      logger: presenceLogger,
+      logger: logger.child({ component: 'presence' }),
     });
     await presence.recoverAfterCrash();
     const ingester = createIngester({
