@@ -39,7 +39,7 @@ export interface ProjectionRunnerOptions {
    * batch, so a batch is sized for the garbage collector: its events die young (default 5,000).
    */
   catchUpBatchSize?: number;
-  /** When the open transaction commits while following the log (default 50 ms or 20,000 events). */
+  /** When the open transaction commits while following the log (default 1 s or 20,000 events). */
   commit?: CommitPolicy;
   /** ...and while catching up (default 10 s or 250,000 events). */
   catchUpCommit?: CommitPolicy;
@@ -83,7 +83,14 @@ export interface ProjectionRunner {
   close(): Promise<void>;
 }
 
-const LIVE_COMMIT: CommitPolicy = { intervalMs: 50, events: 20_000 };
+/**
+ * Following the log, the transaction commits every second. Queries see what is folded without it (they flush into
+ * the open transaction), so the interval only sets how much a crash folds again and how often pages are written: a
+ * fleet that sends now and then dirties a page per row it writes, and a commit writes every page it dirtied, so
+ * rows that share a page within one interval share its write (10,000 devices at 1 msg/10 s: a third fewer bytes
+ * written than with 50 ms).
+ */
+const LIVE_COMMIT: CommitPolicy = { intervalMs: 1000, events: 20_000 };
 /**
  * A catch-up commits (and writes the read models' rows) every 250,000 events: each write of a device's current
  * minute, hour and aggregate row is a write that the next batches make again, and each commit writes every page it
