@@ -109,8 +109,8 @@ const CATCH_UP_FLUSH_EVENTS = 250_000;
  * - the commit window (commit-window.ts): the one open transaction, and when it commits;
  * - the tail buffer (tail-buffer.ts): announced events, folded without reading them back;
  * - the waiters (position-waiters.ts): `waitFor` promises against the slowest healthy position;
- * - the loop below: read a batch after the slowest position, let each slot fold its part in a savepoint of the
- *   open transaction, then settle waiters; a slot's checkpoint is written with its rows (`flush`), which every
+ * - the loop below: read a batch after the slowest position, let each slot fold its part (in a savepoint of the
+ *   open transaction, unless it folds in place and so writes only when flushed), then settle waiters; a slot's checkpoint is written with its rows (`flush`), which every
  *   commit does first. Single-flight: a wake-up while it runs asks for one more pass.
  */
 export function createProjectionRunner(options: ProjectionRunnerOptions): ProjectionRunner {
@@ -247,7 +247,9 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
         continue;
       }
       try {
-        storage.atomically(() => slot.model.apply(mine));
+        // One that folds in place writes nothing before its flush: no savepoint to undo (a failure discards it).
+        if (slot.definition.foldsInPlace) slot.model.apply(mine);
+        else storage.atomically(() => slot.model.apply(mine));
         slot.position = through;
       } catch (err) {
         // The checkpoint stays before the batch; a restart (or a fixed version) retries from there. A read model
