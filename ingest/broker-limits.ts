@@ -5,7 +5,12 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { parseTopic } from '../core/topics.js';
 import { boundedPayload, type DeadLetterStore } from './dead-letter-store.js';
-import { guardMqttStream, PACKET_OVERHEAD_BYTES, type ProtocolViolation } from './mqtt-socket-guard.js';
+import {
+  guardMqttStream,
+  PACKET_OVERHEAD_BYTES,
+  type ProtocolViolation,
+  type ViolationReport,
+} from './mqtt-socket-guard.js';
 import { createRateLimiter } from './rate-limiter.js';
 
 export interface BrokerLimitsOptions {
@@ -20,8 +25,8 @@ export interface BrokerLimitsOptions {
   deadLetters: DeadLetterStore;
   metrics: Metrics;
   logger: Logger;
-  /** Each PUBACK a connection sends (its stream and packet id), before Aedes handles it. */
-  onPuback?: (stream: Duplex, packetId: number) => void;
+  /** Each PUBACK a connection sends (its packet id and stream), before Aedes handles it. */
+  onPuback?: (packetId: number, stream: Duplex) => void;
 }
 
 export interface BrokerLimits {
@@ -75,6 +80,23 @@ export function createBrokerLimits(options: BrokerLimitsOptions): BrokerLimits {
   // Warn once per connection, then stay at debug: a flooding device must not flood the log too.
   const warned = new WeakSet<Client>();
   const refused = new WeakSet<Client>();
+  // Shared by every connection: what admit() keeps per connection is the guard's one object.
+  const closed = () => {
+    open--;
+    atCap = false;
+  };
+  const guardOptions = {
+    maxPacketBytes,
+    maxQos2AwaitingPubrel: MAX_QOS2_AWAITING_PUBREL,
+    ...(options.onPuback ? { onPuback: options.onPuback } : {}),
+  };
+  const violated = ({ reason, detail, clientId }: ViolationReport) => {
+    violations.inc({ reason });
+    logger.warn(
+      { reason, detail, ...(clientId === undefined ? {} : { clientId: clientId.slice(0, 128) }) },
+      'connection closed: protocol violation',
+    );
+  };
 
   return {
     aedesOptions: { maxInflightInbound: MAX_QOS2_AWAITING_PUBREL },
@@ -92,25 +114,9 @@ export function createBrokerLimits(options: BrokerLimitsOptions): BrokerLimits {
         return undefined;
       }
       open++;
-      stream.once('close', () => {
-        open--;
-        atCap = false;
-      });
-      return guardMqttStream(
-        stream,
-        {
-          maxPacketBytes,
-          maxQos2AwaitingPubrel: MAX_QOS2_AWAITING_PUBREL,
-          ...(options.onPuback ? { onPuback: (id: number) => options.onPuback?.(stream, id) } : {}),
-        },
-        ({ reason, detail, clientId }) => {
-          violations.inc({ reason });
-          logger.warn(
-            { reason, detail, ...(clientId === undefined ? {} : { clientId: clientId.slice(0, 128) }) },
-            'connection closed: protocol violation',
-          );
-        },
-      );
+      // 'close' comes once; `on` keeps no wrapper per connection as `once` does.
+      stream.on('close', closed);
+      return guardMqttStream(stream, guardOptions, violated);
     },
 
     rateLimited(inner) {

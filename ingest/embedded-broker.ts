@@ -190,7 +190,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       ...options.limits,
       metrics,
       logger: options.logger,
-      onPuback: (stream, packetId) => {
+      onPuback: (packetId, stream) => {
         const client = clientsByStream.get(stream);
         if (client) for (const listener of pubackListeners) listener(client, packetId);
       },
@@ -239,9 +239,13 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   // Sockets that never sent CONNECT are not Aedes clients yet, so aedes.close() would leave them open (until
   // its 30 s connect timeout) and keep the server from closing: track them to close them ourselves.
   const sockets = new Set<Socket>();
+  // One listener for every socket ('close' comes once): nothing kept per connection but the set's entry.
+  function forget(this: Socket): void {
+    sockets.delete(this);
+  }
   const tcp: Server = createServer((socket) => {
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.on('close', forget);
     const admitted = admit(socket);
     if (admitted) aedes.handle(admitted);
   });

@@ -25,11 +25,11 @@ export interface MqttGuardOptions {
   /** Inbound QoS 2 PUBLISHes a connection may leave without PUBREL before it is closed. */
   maxQos2AwaitingPubrel: number;
   /**
-   * Called with the packet id of each PUBACK the client sends, before Aedes reads it. Aedes' own `ack` event
-   * names neither the packet id nor the packet for a clean session; the command side needs to know which of its
-   * QoS 1 commands a device acknowledged (control/aedes-downlink.ts).
+   * Called with the packet id of each PUBACK the client sends, and its connection, before Aedes reads it. Aedes'
+   * own `ack` event names neither the packet id nor the packet for a clean session; the command side needs to know
+   * which of its QoS 1 commands a device acknowledged (control/aedes-downlink.ts).
    */
-  onPuback?: (packetId: number) => void;
+  onPuback?: (packetId: number, stream: Duplex) => void;
 }
 
 export interface ViolationReport {
@@ -49,7 +49,7 @@ const PUBREL = 6;
 const SUBSCRIBE = 8;
 const UNSUBSCRIBE = 10;
 
-/** Thrown only inside `inspect` when a packet ends before a field it announces; always caught in `guardMqttStream`. */
+/** Thrown only inside `inspect` when a packet ends before a field it announces; always caught in the guard. */
 class Truncated extends Error {}
 
 /** Result of inspecting a packet's body prefix: fine, a violation, or "give me this many bytes first". */
@@ -61,7 +61,8 @@ const CONNACK_UNACCEPTABLE_PROTOCOL = Buffer.from([0x20, 0x02, 0x00, 0x01]);
 interface PacketState {
   protocolLevel: number;
   clientId: string | undefined;
-  qos2Awaiting: Set<number>;
+  /** Created with the first QoS 2 PUBLISH: most devices never send one. */
+  qos2Awaiting: Set<number> | undefined;
 }
 
 /**
@@ -70,131 +71,165 @@ interface PacketState {
  * Aedes reads its connection only through `read()` (on 'readable'), so wrapping that one method sees every chunk
  * before Aedes parses it, without a second stream and without copying: packets that lie inside one chunk are
  * inspected in place; only the few header bytes of a packet split across chunks are copied.
- * Returns the stream itself, for `aedes.handle(guardMqttStream(socket, …))`.
+ * Returns the stream itself, for `aedes.handle(guardMqttStream(socket, …))`. What it keeps per connection is one
+ * object (a fleet of idle devices is many connections): `options` and `onViolation` may be shared by all of them.
  */
 export function guardMqttStream<T extends Duplex>(
   stream: T,
   options: MqttGuardOptions,
   onViolation: (report: ViolationReport) => void,
 ): T {
-  const state: PacketState = { protocolLevel: 4, clientId: undefined, qos2Awaiting: new Set() };
-  // Framing state, carried from one chunk to the next.
-  let headerByte = -1; // first byte of the current packet's fixed header; -1 = between packets
-  let length = 0; // remaining length, decoded so far
-  let lengthBytes = 0; // varint bytes consumed
-  let multiplier = 1; // weight of the next varint byte
-  let remaining = -1; // body bytes of the current packet still to come; -1 while the length is being read
-  let want = 0; // body bytes the inspector needs before it can judge the packet; 0 = judged
-  let prefix: Buffer[] = []; // copies of the first body bytes of a packet split across chunks
-  let prefixLength = 0;
-  let closed = false;
+  // Kept unbound (a bound copy per connection is what this avoids) and called on the stream (StreamGuard.read).
+  // eslint-disable-next-line @typescript-eslint/unbound-method
+  const guard = new StreamGuard(stream, stream.read, options, onViolation);
+  stream.read = (size?: number): unknown => guard.read(size);
+  return stream;
+}
 
-  const fail = (reason: ProtocolViolation, detail: string, reply?: Buffer): false => {
-    closed = true;
-    onViolation({ reason, detail, ...(state.clientId === undefined ? {} : { clientId: state.clientId }) });
+/** One connection's framing state, carried from one chunk to the next. */
+class StreamGuard implements PacketState {
+  protocolLevel = 4;
+  clientId: string | undefined = undefined;
+  qos2Awaiting: Set<number> | undefined = undefined;
+  /** First byte of the current packet's fixed header; -1 = between packets. */
+  private headerByte = -1;
+  /** Remaining length, decoded so far. */
+  private length = 0;
+  /** Varint bytes consumed. */
+  private lengthBytes = 0;
+  /** Weight of the next varint byte. */
+  private multiplier = 1;
+  /** Body bytes of the current packet still to come; -1 while the length is being read. */
+  private remaining = -1;
+  /** Body bytes the inspector needs before it can judge the packet; 0 = judged. */
+  private want = 0;
+  /** Copies of the first body bytes of a packet split across chunks. */
+  private prefix: Buffer[] | undefined = undefined;
+  private prefixLength = 0;
+  private closed = false;
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly originalRead: Duplex['read'],
+    private readonly options: MqttGuardOptions,
+    private readonly onViolation: (report: ViolationReport) => void,
+  ) {}
+
+  read(size?: number): unknown {
+    if (this.closed) return null;
+    const chunk = this.originalRead.call(this.stream, size) as unknown;
+    if (!Buffer.isBuffer(chunk)) return chunk;
+    return this.scan(chunk) ? chunk : null;
+  }
+
+  private fail(reason: ProtocolViolation, detail: string, reply?: Buffer): false {
+    this.closed = true;
+    this.onViolation({ reason, detail, ...(this.clientId === undefined ? {} : { clientId: this.clientId }) });
+    const stream = this.stream;
     if (reply) stream.end(reply, () => stream.destroy());
     else stream.destroy();
     return false;
-  };
+  }
 
   /** Judges a packet from its first body bytes; false after a violation (the connection is closed). */
-  const judge = (buf: Buffer, start: number, count: number): boolean => {
+  private judge(buf: Buffer, start: number, count: number): boolean {
     let verdict: Verdict;
     try {
       verdict =
-        headerByte >> 4 === PUBLISH
-          ? inspectPublish(headerByte, buf, start, count, length, state, options)
-          : inspect(headerByte, buf.subarray(start, start + count), length, state, options);
+        this.headerByte >> 4 === PUBLISH
+          ? inspectPublish(this.headerByte, buf, start, count, this.length, this, this.options)
+          : inspect(
+              this.headerByte,
+              buf.subarray(start, start + count),
+              this.length,
+              this,
+              this.options,
+              this.stream,
+            );
     } catch (err) {
       if (!(err instanceof Truncated)) throw err;
-      return fail('malformed_packet', 'a field runs past the end of its packet');
+      return this.fail('malformed_packet', 'a field runs past the end of its packet');
     }
-    if (verdict === undefined) want = 0;
-    else if ('reason' in verdict) return fail(verdict.reason, verdict.detail, verdict.reply);
-    else want = verdict.need; // always more than the bytes judged, and at most `length`
+    if (verdict === undefined) this.want = 0;
+    else if ('reason' in verdict) return this.fail(verdict.reason, verdict.detail, verdict.reply);
+    else this.want = verdict.need; // always more than the bytes judged, and at most `length`
     return true;
-  };
+  }
 
   /** Walks one chunk; false after a violation. */
-  const scan = (chunk: Buffer): boolean => {
+  private scan(chunk: Buffer): boolean {
     let i = 0;
     while (i < chunk.length) {
-      if (headerByte < 0) {
-        headerByte = chunk[i++] as number;
-        length = 0;
-        lengthBytes = 0;
-        multiplier = 1;
-        remaining = -1;
+      if (this.headerByte < 0) {
+        this.headerByte = chunk[i++] as number;
+        this.length = 0;
+        this.lengthBytes = 0;
+        this.multiplier = 1;
+        this.remaining = -1;
         continue;
       }
-      if (remaining < 0) {
+      if (this.remaining < 0) {
         const b = chunk[i++] as number;
-        length += (b & 0x7f) * multiplier;
-        multiplier *= 128;
-        lengthBytes++;
+        this.length += (b & 0x7f) * this.multiplier;
+        this.multiplier *= 128;
+        this.lengthBytes++;
         if (b & 0x80) {
           // The remaining length takes at most four bytes (MQTT 3.1.1 §2.2.3).
-          if (lengthBytes === 4) return fail('malformed_packet', 'remaining length is longer than 4 bytes');
+          if (this.lengthBytes === 4)
+            return this.fail('malformed_packet', 'remaining length is longer than 4 bytes');
           continue;
         }
         // Closed before the body arrives, so an oversize packet is never buffered.
-        if (length > options.maxPacketBytes) {
-          return fail(
+        if (this.length > this.options.maxPacketBytes) {
+          return this.fail(
             'packet_too_large',
-            `packet announces ${length} bytes; the limit is ${options.maxPacketBytes}`,
+            `packet announces ${this.length} bytes; the limit is ${this.options.maxPacketBytes}`,
           );
         }
-        remaining = length;
-        want = initialWant(headerByte >> 4, length);
-        prefix = [];
-        prefixLength = 0;
-        if (remaining === 0) headerByte = -1;
+        this.remaining = this.length;
+        this.want = initialWant(this.headerByte >> 4, this.length);
+        this.prefix = undefined;
+        this.prefixLength = 0;
+        if (this.remaining === 0) this.headerByte = -1;
         continue;
       }
-      const available = Math.min(remaining, chunk.length - i);
-      if (want > 0) {
-        if (prefixLength === 0 && available >= want) {
+      const available = Math.min(this.remaining, chunk.length - i);
+      if (this.want > 0) {
+        if (this.prefixLength === 0 && available >= this.want) {
           // The common case: everything to inspect is in this chunk; judge it in place.
-          if (!judge(chunk, i, available)) return false;
-          if (want > available) {
-            prefix = [Buffer.from(chunk.subarray(i, i + available))];
-            prefixLength = available;
+          if (!this.judge(chunk, i, available)) return false;
+          if (this.want > available) {
+            this.prefix = [Buffer.from(chunk.subarray(i, i + available))];
+            this.prefixLength = available;
           }
         } else {
           // Split across chunks: copy just the bytes the inspector asks for, possibly in several rounds.
+          const prefix = (this.prefix ??= []);
           let used = 0;
-          while (want > prefixLength && used < available) {
-            const take = Math.min(available - used, want - prefixLength);
+          while (this.want > this.prefixLength && used < available) {
+            const take = Math.min(available - used, this.want - this.prefixLength);
             prefix.push(Buffer.from(chunk.subarray(i + used, i + used + take)));
             used += take;
-            prefixLength += take;
-            if (prefixLength >= want) {
-              const body = Buffer.concat(prefix, prefixLength);
-              if (!judge(body, 0, body.length)) return false;
-              prefix = [body];
+            this.prefixLength += take;
+            if (this.prefixLength >= this.want) {
+              const body = Buffer.concat(prefix, this.prefixLength);
+              if (!this.judge(body, 0, body.length)) return false;
+              prefix.length = 0;
+              prefix.push(body);
             }
           }
         }
       }
       i += available;
-      remaining -= available;
-      if (remaining === 0) {
-        headerByte = -1;
-        prefix = [];
-        prefixLength = 0;
+      this.remaining -= available;
+      if (this.remaining === 0) {
+        this.headerByte = -1;
+        this.prefix = undefined;
+        this.prefixLength = 0;
       }
     }
     return true;
-  };
-
-  const read = stream.read.bind(stream);
-  stream.read = (size?: number): unknown => {
-    if (closed) return null;
-    const chunk = read(size) as unknown;
-    if (!Buffer.isBuffer(chunk)) return chunk;
-    return scan(chunk) ? chunk : null;
-  };
-  return stream;
+  }
 }
 
 /** How many body bytes of a packet of this type the guard looks at first. */
@@ -236,10 +271,11 @@ function inspectPublish(
   if (problem) return problem;
   if (qos === 2) {
     const at = start + 2 + topicLength;
-    state.qos2Awaiting.add(((buf[at] as number) << 8) | (buf[at + 1] as number));
+    const awaiting = (state.qos2Awaiting ??= new Set());
+    awaiting.add(((buf[at] as number) << 8) | (buf[at + 1] as number));
     // MQTT 3.1.1 §4.3.3: the receiver keeps the packet id until PUBREL; a client that never sends it grows
     // the broker's state without bound (and its QoS 2 PUBLISHes would be ingested without ever completing).
-    if (state.qos2Awaiting.size > options.maxQos2AwaitingPubrel) {
+    if (awaiting.size > options.maxQos2AwaitingPubrel) {
       return {
         reason: 'qos2_without_pubrel',
         detail: `more than ${options.maxQos2AwaitingPubrel} QoS 2 messages awaiting PUBREL`,
@@ -255,6 +291,7 @@ function inspect(
   length: number,
   state: PacketState,
   options: MqttGuardOptions,
+  stream: Duplex,
 ): Verdict {
   const type = header >> 4;
   switch (type) {
@@ -262,11 +299,11 @@ function inspect(
       return inspectPublish(header, body, 0, body.length, length, state, options);
     case PUBREL:
       if (body.length < 2) throw new Truncated();
-      state.qos2Awaiting.delete(body.readUInt16BE(0));
+      state.qos2Awaiting?.delete(body.readUInt16BE(0));
       return undefined;
     case PUBACK:
       if (body.length < 2) throw new Truncated();
-      options.onPuback?.(body.readUInt16BE(0));
+      options.onPuback?.(body.readUInt16BE(0), stream);
       return undefined;
     case CONNECT:
       return inspectConnect(new FieldReader(body), state);

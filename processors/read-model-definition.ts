@@ -44,9 +44,9 @@ export interface RetentionStep {
 export interface OpenReadModel<Q> {
   /**
    * Folds a batch (seq order, only the types it handles) with its pure fold, into state it keeps until `flush`. If it
-   * throws (FoldFailure names the event), its state is as before the batch, or (`foldsInPlace`) it is discarded. It
-   * may also write to its store directly; the runner calls it inside a savepoint of its transaction, which a throw
-   * rolls back.
+   * throws (FoldFailure names the event), its state is as before the batch, or (`foldsInPlace`) it is discarded.
+   * Without `foldsInPlace` it may also write to its store directly: the runner calls it inside a savepoint of its
+   * transaction, which a throw rolls back. With it, it only reads its store, and writes in `flush`.
    */
   apply(events: readonly StoredEvent[]): void;
   /**
@@ -88,9 +88,10 @@ export interface ReadModelDefinition<Q = unknown> {
   readonly retained: 'before-horizon' | 'whole';
   /**
    * `apply` folds straight into its unwritten state, without a copy per batch (what a catch-up of millions of events
-   * pays for otherwise). If it throws, that state is half-folded: the runner then discards it and rewinds the read
-   * model to what it last wrote (its checkpoint too), and it stops there as failed. Without it, `apply` must be all
-   * or nothing per batch.
+   * pays for otherwise), and writes nothing to its store (it writes in `flush`), so the runner opens no savepoint for
+   * it. If it throws, that state is half-folded: the runner then discards it and rewinds the read model to what it
+   * last wrote (its checkpoint too), and it stops there as failed. Without it, `apply` must be all or nothing per
+   * batch.
    */
   readonly foldsInPlace?: boolean;
   open(context: ReadModelContext): OpenReadModel<Q>;

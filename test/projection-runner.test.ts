@@ -7,6 +7,8 @@ import type { NewEvent } from '../core/event.js';
 import { silentLogger } from '../core/logger.js';
 import type { EventLog } from '../eventlog/event-log.js';
 import { createMemoryEventLog } from '../eventlog/memory-event-log.js';
+import { accountingReadModel } from '../processors/accounting/read-model.js';
+import { deviceStateReadModel } from '../processors/device-state/read-model.js';
 import { foldEach, type ReadModelDefinition } from '../processors/read-model-definition.js';
 import { createProjectionRunner, type ProjectionRunner } from '../processors/runner/projection-runner.js';
 import { openSqliteRunnerStorage } from '../processors/runner/sqlite-storage.js';
@@ -161,5 +163,33 @@ describe('projection runner', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+  it('folds into the written device records in place, and a batch that fails half-way leaves what was written', async () => {
+    const log = createMemoryEventLog();
+    const storage = openStorage();
+    const runner = runnerOf(log, storage, [deviceStateReadModel, accountingReadModel]);
+    runners.push(runner);
+    await runner.start();
+    await log.append([1, 2].map(ev));
+    await runner.waitFor(2);
+    await runner.exclusive(() => Promise.resolve()); // commits: the records are written, and kept as written
+    const devices = runner.queries(deviceStateReadModel);
+    const accounting = runner.queries(accountingReadModel);
+    expect(devices.get('d')).toMatchObject({ events: 2, version: 2, counts: { TelemetryRecorded: 2 } });
+    await log.append([3].map(ev));
+    await runner.waitFor(3);
+    expect(devices.get('d')).toMatchObject({ events: 3, version: 3, counts: { TelemetryRecorded: 3 } });
+    await runner.exclusive(() => Promise.resolve());
+    // A state report whose state is no object: the fold has counted it on the record before it throws.
+    const broken = { id: 'd:bad', deviceId: 'd', type: 'StateReported', time: T0 + 4, receivedAt: T0 };
+    await log.append([{ ...broken, data: { state: null } } as unknown as NewEvent]);
+    await runner.waitFor(4);
+    expect(runner.status().map((s) => [s.name, s.state, s.position])).toEqual([
+      ['device-state', 'failed', 3],
+      ['accounting', 'running', 4],
+    ]);
+    // The device's answer is the record as written, not the half-folded one.
+    expect(devices.get('d')).toMatchObject({ events: 3, version: 3, counts: { TelemetryRecorded: 3 } });
+    expect(accounting.get('d')).toMatchObject({ appended: 4 });
   });
 });

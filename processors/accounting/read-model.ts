@@ -1,6 +1,6 @@
 import { EVENT_TYPES } from '../../core/event.js';
 import { foldEach, type ReadModelDefinition } from '../read-model-definition.js';
-import { applyAccounting, cloneAccounting, initialAccounting, type DeviceAccounting } from './fold.js';
+import { applyAccounting, initialAccounting, type DeviceAccounting } from './fold.js';
 import { createMemoryAccountingStore } from './memory-store.js';
 import { createAccountingQueries, type AccountingQueries } from './queries.js';
 import { retainAccounting } from './retention.js';
@@ -16,7 +16,7 @@ export const accountingReadModel: ReadModelDefinition<AccountingQueries> = {
   foldsInPlace: true,
   open(context) {
     const store = context.db ? createSqliteAccountingStore(context.db) : createMemoryAccountingStore();
-    /** As written. */
+    /** As written, until folded into again (in place: it moves to `dirty`; undoing a fold discards both). */
     const clean = new Map<string, DeviceAccounting>();
     /** Folded but not written yet (until `flush`), through log position `dirtyThrough`. */
     const dirty = new Map<string, DeviceAccounting>();
@@ -32,15 +32,14 @@ export const accountingReadModel: ReadModelDefinition<AccountingQueries> = {
     };
 
     return {
-      // Folds in place (foldsInPlace): straight into the unwritten accounting, copied once per commit.
+      // Folds in place (foldsInPlace): straight into the accounting, without a copy (see `clean`).
       apply(events) {
         foldEach(events, (event) => {
           dirtyThrough = event.seq;
           if (event.seq <= keptThrough) return;
           let a = dirty.get(event.deviceId);
           if (!a) {
-            const before = load(event.deviceId);
-            a = before ? cloneAccounting(before) : initialAccounting(event.deviceId);
+            a = load(event.deviceId) ?? initialAccounting(event.deviceId);
             dirty.set(event.deviceId, a);
           }
           applyAccounting(a, event);

@@ -41,7 +41,11 @@ export const deviceStateReadModel: ReadModelDefinition<DeviceStateQueries> = {
   foldsInPlace: true,
   open(context) {
     const store = context.db ? createSqliteDeviceStateStore(context.db) : createMemoryDeviceStateStore();
-    /** Records as written. */
+    /**
+     * Records as written, until folded into again: the next event of a device folds into its record in place (it
+     * moves to `dirty`), without a copy. Every way a fold is undone (a failed batch, a failed write, retention)
+     * discards both maps, so nothing half-folded is ever read back as written; queries copy what they return.
+     */
     const clean = new Map<string, DeviceRecord>();
     /** Records and snapshots folded but not written yet (until `flush`). */
     const dirty = new Map<string, DeviceRecord>();
@@ -54,17 +58,16 @@ export const deviceStateReadModel: ReadModelDefinition<DeviceStateQueries> = {
       return stored;
     };
 
-    /** The device's record to fold into: its unwritten one, or a private copy of what was written. */
+    /** The device's record to fold into: its unwritten one, else the written one (cached or read), else a new one. */
     const working = (deviceId: string): DeviceRecord => {
       let record = dirty.get(deviceId);
       if (!record) {
-        const before = clean.get(deviceId) ??
+        record = clean.get(deviceId) ??
           store.load(deviceId) ?? {
             aggregate: initialDeviceAggregate(deviceId),
             sinceSnapshot: 0,
             maxBoundary: 0,
           };
-        record = { ...before, aggregate: cloneAggregate(before.aggregate) };
         dirty.set(deviceId, record);
       }
       return record;
@@ -78,7 +81,7 @@ export const deviceStateReadModel: ReadModelDefinition<DeviceStateQueries> = {
     };
 
     return {
-      // Folds in place (foldsInPlace): straight into the unwritten records, copied once per commit, not per batch.
+      // Folds in place (foldsInPlace): straight into the records, without a copy (see `clean`).
       apply(events) {
         foldEach(events, (event) => {
           const record = working(event.deviceId);

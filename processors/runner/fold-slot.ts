@@ -18,7 +18,7 @@ export interface ProjectionStatus {
 
 /** One read model inside the runner: its definition, the open model, and how far it has folded. Owns `position`. */
 export class FoldSlot {
-  /** Folded through (in memory; its checkpoint in the open transaction says the same). */
+  /** Folded through (in memory; its checkpoint says so once it is flushed). */
   position = 0;
   /** Written through: `flush` has written what it folded up to here. */
   flushed = 0;

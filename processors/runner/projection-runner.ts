@@ -39,7 +39,7 @@ export interface ProjectionRunnerOptions {
    * batch, so a batch is sized for the garbage collector: its events die young (default 5,000).
    */
   catchUpBatchSize?: number;
-  /** When the open transaction commits while following the log (default 50 ms or 20,000 events). */
+  /** When the open transaction commits while following the log (default 1 s or 20,000 events). */
   commit?: CommitPolicy;
   /** ...and while catching up (default 10 s or 500,000 events). */
   catchUpCommit?: CommitPolicy;
@@ -83,7 +83,14 @@ export interface ProjectionRunner {
   close(): Promise<void>;
 }
 
-const LIVE_COMMIT: CommitPolicy = { intervalMs: 50, events: 20_000 };
+/**
+ * Following the log, the transaction commits every second. Queries see what is folded without it (they flush into
+ * the open transaction), so the interval only sets how much a crash folds again and how often pages are written: a
+ * fleet that sends now and then dirties a page per row it writes, and a commit writes every page it dirtied, so
+ * rows that share a page within one interval share its write (10,000 devices at 1 msg/10 s: a third fewer bytes
+ * written than with 50 ms).
+ */
+const LIVE_COMMIT: CommitPolicy = { intervalMs: 1000, events: 20_000 };
 /**
  * A catch-up commits (and writes the read models' rows) every 500,000 events: each write of a device's current
  * minute, hour and aggregate row is a write that the next batches make again, and each commit writes every page it
@@ -102,9 +109,9 @@ const CATCH_UP_FLUSH_EVENTS = 500_000;
  * - the commit window (commit-window.ts): the one open transaction, and when it commits;
  * - the tail buffer (tail-buffer.ts): announced events, folded without reading them back;
  * - the waiters (position-waiters.ts): `waitFor` promises against the slowest healthy position;
- * - the loop below: read a batch after the slowest position, let each slot fold its part in a savepoint of the
- *   open transaction with its checkpoint, then settle waiters. Single-flight: a wake-up while it runs asks for
- *   one more pass.
+ * - the loop below: read a batch after the slowest position, let each slot fold its part (in a savepoint of the
+ *   open transaction, unless it folds in place and so writes only when flushed), then settle waiters; a slot's checkpoint is written with its rows (`flush`), which every
+ *   commit does first. Single-flight: a wake-up while it runs asks for one more pass.
  */
 export function createProjectionRunner(options: ProjectionRunnerOptions): ProjectionRunner {
   const { source, storage, logger } = options;
@@ -172,7 +179,12 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     if (slot.flushed >= slot.position) return;
     window.open();
     try {
-      storage.atomically(() => slot.model.flush());
+      // The checkpoint is written with the rows, not per batch: a batch costs no SQL of its own, and whenever the
+      // transaction commits, every slot has been flushed (beforeCommit), so rows and checkpoints commit together.
+      storage.atomically(() => {
+        slot.model.flush();
+        storage.setCheckpoint(slot.name, { version: slot.definition.version, position: slot.position });
+      });
       slot.flushed = slot.position;
     } catch (err) {
       window.rollback();
@@ -228,11 +240,16 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
     for (const slot of slots) {
       if (!slot.healthy || slot.position >= through) continue;
       const mine = slot.mine(events, base);
+      // Nothing of its own in the batch (most batches, for most read models): only its position moves, and its
+      // checkpoint with its next flush.
+      if (mine.length === 0) {
+        slot.position = through;
+        continue;
+      }
       try {
-        storage.atomically(() => {
-          if (mine.length > 0) slot.model.apply(mine);
-          storage.setCheckpoint(slot.name, { version: slot.definition.version, position: through });
-        });
+        // One that folds in place writes nothing before its flush: no savepoint to undo (a failure discards it).
+        if (slot.definition.foldsInPlace) slot.model.apply(mine);
+        else storage.atomically(() => slot.model.apply(mine));
         slot.position = through;
       } catch (err) {
         // The checkpoint stays before the batch; a restart (or a fixed version) retries from there. A read model
@@ -240,8 +257,8 @@ export function createProjectionRunner(options: ProjectionRunnerOptions): Projec
         if (slot.definition.foldsInPlace) {
           slot.model.discard();
           slot.position = slot.flushed;
-          storage.setCheckpoint(slot.name, { version: slot.definition.version, position: slot.flushed });
         }
+        storage.setCheckpoint(slot.name, { version: slot.definition.version, position: slot.position });
         slot.failed(err instanceof FoldFailure ? err.seq : undefined, err);
         logger.error({ projection: slot.name, seq: slot.failedSeq, err }, 'read model failed and stopped');
       }

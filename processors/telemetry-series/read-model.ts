@@ -1,13 +1,5 @@
 import { foldEach, type ReadModelDefinition } from '../read-model-definition.js';
-import {
-  addReading,
-  bucketStart,
-  clonePacked,
-  pack,
-  RESOLUTIONS,
-  type PackedStats,
-  type Resolution,
-} from './fold.js';
+import { addReading, bucketStart, pack, RESOLUTIONS, type PackedStats, type Resolution } from './fold.js';
 import { createMemorySeriesStore } from './memory-store.js';
 import { createSeriesQueries, type SeriesQueries } from './queries.js';
 import { retainSeries } from './retention.js';
@@ -48,18 +40,20 @@ class Resolved {
     private readonly store: SeriesStore,
   ) {}
 
-  /** The row to fold into: its unwritten statistics, or a private copy of what was written (or new ones). */
+  /**
+   * The row to fold into: its unwritten statistics, else the written ones (cached, folded into in place: undoing a
+   * fold discards the cache too; or read), else new ones.
+   */
   working(deviceId: string, bucket: number): PackedStats {
     let stats = getRow(this.dirty, deviceId, bucket);
     if (!stats) {
-      const written = this.written(deviceId, bucket);
-      stats = written ? clonePacked(written) : {};
+      stats = this.written(deviceId, bucket) ?? {};
       setRow(this.dirty, deviceId, bucket, stats);
     }
     return stats;
   }
 
-  /** The row as written (undefined: none); do not change it. */
+  /** The row as written (undefined: none). */
   private written(deviceId: string, bucket: number): PackedStats | undefined {
     const known = getRow(this.clean, deviceId, bucket);
     if (known) return known;
@@ -129,7 +123,7 @@ export const telemetrySeriesReadModel: ReadModelDefinition<SeriesQueries> = {
     const cursors = new Map<string, { minute: number; hour: number; targets: [PackedStats, PackedStats] }>();
 
     return {
-      // Folds in place (foldsInPlace): straight into the unwritten rows, copied once per commit, not per batch.
+      // Folds in place (foldsInPlace): straight into the rows, without a copy (see Resolved.working).
       apply(events) {
         foldEach(events, (event) => {
           if (event.type !== 'TelemetryRecorded') return;
