@@ -110,8 +110,9 @@ const CATCH_UP_FLUSH_EVENTS = 500_000;
  * - the tail buffer (tail-buffer.ts): announced events, folded without reading them back;
  * - the waiters (position-waiters.ts): `waitFor` promises against the slowest healthy position;
  * - the loop below: read a batch after the slowest position, let each slot fold its part (in a savepoint of the
- *   open transaction, unless it folds in place and so writes only when flushed), then settle waiters; a slot's checkpoint is written with its rows (`flush`), which every
- *   commit does first. Single-flight: a wake-up while it runs asks for one more pass.
+ *   open transaction, unless it folds in place and so writes only when flushed), then settle waiters. A slot's
+ *   checkpoint is written with its rows (`flush`), which every commit does first. Single-flight: a wake-up while
+ *   it runs asks for one more pass.
  */
 export function createProjectionRunner(options: ProjectionRunnerOptions): ProjectionRunner {
   const { source, storage, logger } = options;
