@@ -124,13 +124,6 @@ export function pack(stats: BucketStats): PackedStats {
   return out;
 }
 
-/** A copy of working statistics that addReading may change without touching the original. */
-export function clonePacked(stats: PackedStats): PackedStats {
-  const out: PackedStats = {};
-  for (const [metric, b] of Object.entries(stats)) setPacked(out, metric, b.slice() as PackedBucket);
-  return out;
-}
-
 /** Working statistics back into Buckets. */
 export function unpack(stats: PackedStats): BucketStats {
   const out: BucketStats = {};
@@ -154,7 +147,7 @@ function addInPlace(b: PackedBucket, value: number, time: number, seq: number): 
 
 /**
  * Folds one reading of every metric of an event into each of `targets` (a minute's and an hour's statistics),
- * changing them: for private working copies (pack, clonePacked). The same result as addPoint for each metric and
+ * changing them: for working statistics (pack). The same result as addPoint for each metric and
  * target, without a new object per point.
  */
 export function addReading(
