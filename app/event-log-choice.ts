@@ -65,8 +65,7 @@ export async function openEventLog(
                 metrics.appendBatchSize.observe(events);
                 metrics.appendLatency.observe(ms / 1000);
               },
-              onWork: (part: 'write' | 'index', ms: number) =>
-                record?.(part === 'write' ? 'log_write' : 'log_index', ms),
+              onWork: (part: 'handoff' | 'write' | 'index', ms: number) => record?.(`log_${part}`, ms),
             }
           : {}),
       });

@@ -14,8 +14,8 @@ export interface Metrics {
   /** Appends that failed (no ack was sent). */
   appendFailures: Counter;
   /**
-   * Where ingest spends its time on the broker's thread, seconds summed over messages, by stage (INGEST_STAGES):
-   * divided by `fleetlog_messages_total` it is the per-message breakdown `fleetlog bench` prints.
+   * Where ingest spends its time, seconds summed over messages, by stage (INGEST_STAGES; all on the broker's thread
+   * but `log_write` and `log_index`, on the log's writer's thread): divided by `fleetlog_messages_total` it is the per-message breakdown `fleetlog bench` prints.
    */
   ingestStageSeconds: Counter<'stage'>;
   /** 1 while a store (eventlog, deadletters) can write, 0 while it cannot (full disk, I/O error). */
@@ -63,11 +63,12 @@ export interface Metrics {
  * - `parse`: topic, payload and event id (parse-message.ts), on the broker's thread;
  * - `append_wait`: from handing the event to the log until it is durable, per message (wall time: mostly waiting
  *   for the group commit and its fdatasync, which runs off the thread);
- * - `log_write`: the log's insert transactions (SQLite log), on the thread;
- * - `log_index`: the log's deferred index batches and WAL checkpoints (SQLite log), on the thread;
+ * - `log_handoff`: handing appends to the log's writer's thread and taking its answers (SQLite log), on the thread;
+ * - `log_write`: the log's insert transactions (SQLite log), on the log's writer's thread;
+ * - `log_index`: the log's deferred index batches and WAL checkpoints (SQLite log), on the log's writer's thread;
  * - `ack`: Aedes writing the PUBACK/PUBREC once the hook calls back, on the thread.
  */
-export const INGEST_STAGES = ['parse', 'append_wait', 'log_write', 'log_index', 'ack'] as const;
+export const INGEST_STAGES = ['parse', 'append_wait', 'log_handoff', 'log_write', 'log_index', 'ack'] as const;
 export type IngestStage = (typeof INGEST_STAGES)[number];
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -108,7 +109,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     ingestStageSeconds: new Counter({
       name: 'fleetlog_ingest_stage_seconds_total',
-      help: 'Time ingest spent per stage: parse, append_wait (until durable), log_write, log_index, ack',
+      help: 'Time ingest spent per stage: parse, append_wait (until durable), log_handoff, log_write, log_index, ack',
       labelNames: ['stage'],
       registers,
       collect() {

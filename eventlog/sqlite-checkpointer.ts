@@ -1,8 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import type { Logger } from '../core/logger.js';
+import { workerFile } from './worker-file.js';
 
 export type CheckpointRequest = 'checkpoint' | 'close';
 /** What a background checkpoint found: frames in the WAL (since it last restarted) and how many are copied. */
@@ -15,14 +15,6 @@ export interface Checkpointer {
    */
   step(): void;
   close(): Promise<void>;
-}
-
-/** The compiled worker beside this module; run from source (vitest), the one in dist/ (`npm test` builds first). */
-function workerFile(): URL {
-  const beside = new URL('./sqlite-checkpoint-worker.js', import.meta.url);
-  return existsSync(fileURLToPath(beside))
-    ? beside
-    : new URL('../dist/eventlog/sqlite-checkpoint-worker.js', import.meta.url);
 }
 
 /**
@@ -59,7 +51,7 @@ export function createCheckpointer(options: {
   let warned = false;
 
   function start(): Worker {
-    const w = new Worker(workerFile(), { workerData: { file: options.file } });
+    const w = new Worker(workerFile('sqlite-checkpoint-worker.js'), { workerData: { file: options.file } });
     w.unref();
     w.on('message', (reply: CheckpointReply) => {
       inFlight = false;

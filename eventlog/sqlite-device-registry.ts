@@ -10,7 +10,8 @@ export interface Device {
 /**
  * The log's devices, in memory: id ↔ key for the indexes, and each stream's last version. Loaded from `devices` on
  * open; the writer owns the versions (it hands them out) and registers devices once their first event committed;
- * the reader and the remover only look keys up.
+ * the reader and the remover only look keys up. The writer's thread and the appending thread each keep one
+ * (sqlite-writer-thread.ts, sqlite-event-log.ts): the writer's is the one with versions.
  */
 export interface DeviceRegistry {
   byId(deviceId: string): Device | undefined;
@@ -21,6 +22,8 @@ export interface DeviceRegistry {
   insert(deviceId: string): Device;
   /** A transaction committed: these devices (new ones included) now end at these versions. */
   committed(versions: ReadonlyMap<Device, number>): void;
+  /** A device the writer's thread inserted: the appending thread's registry learns its key (not its versions). */
+  learn(deviceId: string, key: number): void;
   /** Every device key, ascending. */
   keys(): number[];
 }
@@ -51,6 +54,11 @@ export function loadDeviceRegistry(db: Database.Database): DeviceRegistry {
         byId.set(device.id, device);
         byKey.set(device.key, device);
       }
+    },
+    learn(deviceId, key) {
+      const device = { key, id: deviceId, lastVersion: 0 };
+      byId.set(deviceId, device);
+      byKey.set(key, device);
     },
     keys: () => [...byKey.keys()].sort((a, b) => a - b),
   };

@@ -1,10 +1,10 @@
 import type Database from 'better-sqlite3';
-import type { NewEvent, StoredEvent } from '../core/event.js';
 import { FleetlogError } from '../core/errors.js';
 import type { WriteHealthTracker } from '../core/write-health.js';
 import type { AppendOutcome } from './event-log.js';
 import type { Device, DeviceRegistry } from './sqlite-device-registry.js';
 import { EVENT_COLUMN_COUNT, EVENT_COLUMNS } from './sqlite-schema.js';
+import type { WriteEvent, WrittenEvent } from './sqlite-writer-protocol.js';
 import type { WalSyncer } from './wal-syncer.js';
 
 const ROWS_PER_INSERT = 64;
@@ -13,15 +13,15 @@ const FEW_IDS = 64;
 const PLACEHOLDERS = Array.from({ length: EVENT_COLUMN_COUNT }, () => '?').join(', ');
 
 interface Pending {
-  events: readonly NewEvent[];
+  events: readonly WriteEvent[];
   resolve: (outcomes: AppendOutcome[]) => void;
-  reject: (err: unknown) => void;
+  reject: (err: FleetlogError) => void;
 }
 
 /** What one transaction wrote, applied to the in-memory state once it has committed. */
 interface Committed {
   outcomes: AppendOutcome[][];
-  written: StoredEvent[];
+  written: WrittenEvent[];
   lastSeq: number;
   versions: Map<Device, number>;
 }
@@ -37,13 +37,16 @@ export interface GroupCommitWriterOptions {
   lastSeq: number;
   /** Ids of durable events not yet in `id_index` on open (the unindexed tail): the in-memory dedup window. */
   recentIds: Iterable<[string, number]>;
-  /** Events became durable: called before their appends resolve, so reads see them first. */
-  onDurable(events: readonly StoredEvent[]): void;
-  /** ...and after the appends resolved: for subscribers and the indexer. */
-  afterDurable(events: readonly StoredEvent[]): void;
+  /**
+   * Events became durable, in seq order, before their appends are answered. The first `recovered` of them were
+   * written by earlier appends that were refused because their fsync failed: nobody has been told about them.
+   */
+  onDurable(events: readonly WrittenEvent[], recovered: number): void;
+  /** One turn of the loop is over: its appends are answered (or refused). */
+  afterTurn(): void;
   /** Called after each durable commit: for metrics. */
   onCommit?: (events: number, durationMs: number) => void;
-  /** Time each insert transaction took on this thread (not the fsync), ms: for metrics. */
+  /** Time each insert transaction took (not the fsync), ms: for metrics. */
   onWrite?: (ms: number) => void;
 }
 
@@ -57,12 +60,16 @@ export interface GroupCommitWriterOptions {
  * - the dedup window: ids written but not yet in `id_index` (unsynced ones included, so a resend after a failed
  *   fsync is a duplicate, not a second row); older ids are found through `id_index`.
  *
- * Its interface is plain data both ways (events in, outcomes and durable events out), so it can move to a worker
- * thread with its own connection (issue 15): it touches nothing of the readers' but through `onDurable` and
- * `afterDurable`, and the device registry, whose versions it alone hands out.
+ * It runs on the writer's thread (sqlite-writer-thread.ts), with events whose data is JSON text already, and
+ * answers through callbacks, so that a turn's answers go out in one message (`afterTurn`).
  */
 export interface GroupCommitWriter {
-  append(events: readonly NewEvent[]): Promise<AppendOutcome[]>;
+  /** Queues an append: `resolve` runs once every appended event is durable; `reject` if none was made durable. */
+  submit(
+    events: readonly WriteEvent[],
+    resolve: (outcomes: AppendOutcome[]) => void,
+    reject: (err: FleetlogError) => void,
+  ): void;
   lastSeq(): number;
   durableSeq(): number;
   /** Transactions made durable since open. */
@@ -98,7 +105,7 @@ export function createGroupCommitWriter(options: GroupCommitWriterOptions): Grou
   /** Durable, not yet in id_index. */
   const recentIds = new Map<string, number>(options.recentIds);
   /** Committed to SQLite but not yet synced (an fsync failed): invisible to readers, still known to dedup. */
-  let undurable: StoredEvent[] = [];
+  let undurable: WrittenEvent[] = [];
   const undurableIds = new Map<string, number>();
 
   /**
@@ -123,7 +130,7 @@ export function createGroupCommitWriter(options: GroupCommitWriterOptions): Grou
     let seq = lastSeq;
     const versions = new Map<Device, number>();
     const created = new Map<string, Device>();
-    const written: StoredEvent[] = [];
+    const written: WrittenEvent[] = [];
     const rows: unknown[] = [];
     const outcomes = requests.map((r) =>
       r.events.map((e): AppendOutcome => {
@@ -145,9 +152,9 @@ export function createGroupCommitWriter(options: GroupCommitWriterOptions): Grou
           e.type,
           e.time,
           e.receivedAt,
-          JSON.stringify(e.data),
-          e.deviceSeq ?? null,
-          e.deviceTime ?? null,
+          e.json,
+          e.deviceSeq,
+          e.deviceTime,
         );
         if (rows.length === ROWS_PER_INSERT * EVENT_COLUMN_COUNT) q.insertEvents.run(rows.splice(0));
         known.set(e.id, seq);
@@ -173,58 +180,63 @@ export function createGroupCommitWriter(options: GroupCommitWriterOptions): Grou
 
   async function flushLoop(): Promise<void> {
     while (pending.length > 0) {
-      const started = performance.now();
-      const take: Pending[] = [];
-      let count = 0;
-      while (
-        pending.length > 0 &&
-        (count === 0 || count + (pending[0]?.events.length ?? 0) <= options.maxBatchEvents)
-      ) {
-        const next = pending.shift() as Pending;
-        take.push(next);
-        count += next.events.length;
-      }
-      let result: Committed;
-      try {
-        result = writeBatch(take);
-      } catch (err) {
-        // Rolled back: seq, versions and the dedup window are as before the batch.
-        fail(take, err, 'write');
-        continue;
-      } finally {
-        options.onWrite?.(performance.now() - started);
-      }
-      lastSeq = result.lastSeq;
-      registry.committed(result.versions);
-      for (const event of result.written) {
-        undurable.push(event);
-        undurableIds.set(event.id, event.seq);
-      }
-      // Also when only duplicates came in: one may point at a row committed but not yet fsync'd.
-      if (lastSeq > durableSeq) {
-        try {
-          await wal.sync();
-        } catch (err) {
-          // The rows are committed in SQLite but may not be on disk: no caller is told they are durable. They
-          // stay in `undurable` (so a resend is a duplicate, not a second row) until a later fsync succeeds.
-          fail(take, err, 'fsync');
-          continue;
-        }
-        health.succeeded();
-      }
-      const durable = undurable;
-      undurable = [];
-      undurableIds.clear();
-      for (const event of durable) recentIds.set(event.id, event.seq);
-      options.onDurable(durable);
-      durableSeq = lastSeq;
-      if (durable.length > 0) {
-        commits++;
-        options.onCommit?.(durable.length, performance.now() - started);
-      }
-      take.forEach((r, i) => r.resolve(result.outcomes[i] ?? []));
-      if (durable.length > 0) options.afterDurable(durable);
+      await turn();
+      options.afterTurn();
     }
+  }
+
+  /** One group commit: takes what is queued (up to maxBatchEvents), writes, syncs, answers. */
+  async function turn(): Promise<void> {
+    const started = performance.now();
+    const take: Pending[] = [];
+    let count = 0;
+    while (
+      pending.length > 0 &&
+      (count === 0 || count + (pending[0]?.events.length ?? 0) <= options.maxBatchEvents)
+    ) {
+      const next = pending.shift() as Pending;
+      take.push(next);
+      count += next.events.length;
+    }
+    let result: Committed;
+    try {
+      result = writeBatch(take);
+    } catch (err) {
+      // Rolled back: seq, versions and the dedup window are as before the batch.
+      fail(take, err, 'write');
+      return;
+    } finally {
+      options.onWrite?.(performance.now() - started);
+    }
+    lastSeq = result.lastSeq;
+    registry.committed(result.versions);
+    for (const event of result.written) {
+      undurable.push(event);
+      undurableIds.set(event.id, event.seq);
+    }
+    // Also when only duplicates came in: one may point at a row committed but not yet fsync'd.
+    if (lastSeq > durableSeq) {
+      try {
+        await wal.sync();
+      } catch (err) {
+        // The rows are committed in SQLite but may not be on disk: no caller is told they are durable. They
+        // stay in `undurable` (so a resend is a duplicate, not a second row) until a later fsync succeeds.
+        fail(take, err, 'fsync');
+        return;
+      }
+      health.succeeded();
+    }
+    const durable = undurable;
+    undurable = [];
+    undurableIds.clear();
+    for (const event of durable) recentIds.set(event.id, event.seq);
+    options.onDurable(durable, durable.length - result.written.length);
+    durableSeq = lastSeq;
+    if (durable.length > 0) {
+      commits++;
+      options.onCommit?.(durable.length, performance.now() - started);
+    }
+    take.forEach((r, i) => r.resolve(result.outcomes[i] ?? []));
   }
 
   function schedule(): void {
@@ -235,13 +247,11 @@ export function createGroupCommitWriter(options: GroupCommitWriterOptions): Grou
   }
 
   return {
-    append(events) {
-      if (closed) return Promise.reject(new FleetlogError('ERR_LOG_CLOSED', 'append after close'));
-      if (events.length === 0) return Promise.resolve([]);
-      return new Promise<AppendOutcome[]>((resolve, reject) => {
-        pending.push({ events, resolve, reject });
-        schedule();
-      });
+    submit(events, resolve, reject) {
+      if (closed) return reject(new FleetlogError('ERR_LOG_CLOSED', 'append after close'));
+      if (events.length === 0) return resolve([]);
+      pending.push({ events, resolve, reject });
+      schedule();
     },
     lastSeq: () => lastSeq,
     durableSeq: () => durableSeq,

@@ -2,14 +2,20 @@ import type Database from 'better-sqlite3';
 import type { Logger } from '../core/logger.js';
 import type { Checkpointer } from './sqlite-checkpointer.js';
 import type { DeviceRegistry } from './sqlite-device-registry.js';
-import type { LogTail } from './sqlite-tail.js';
+
+/** The durable events not yet indexed, as the indexer needs them (the writer's thread keeps them). */
+export interface Unindexed {
+  events(): readonly { seq: number; deviceId: string; version: number }[];
+  size(): number;
+  clear(): void;
+}
 
 export interface IndexerOptions {
   db: Database.Database;
   /** Keeps the WAL bounded; stepped after each indexing pass. */
   checkpointer: Checkpointer;
   registry: DeviceRegistry;
-  tail: LogTail;
+  tail: Unindexed;
   logger: Logger;
   /** Index once this many events wait in the tail... */
   indexBatchEvents: number;
@@ -26,6 +32,7 @@ export interface IndexerOptions {
  * inserting into device-ordered B-trees at every commit would cost the writer most of its speed (sqlite-schema.ts).
  * Owns `indexedThrough` (`meta.indexed_through`): events after it are in the tail (memory) only. Indexing is one
  * transaction, not synced (it is derived data, rebuilt from the tail on open); the checkpointer is stepped here.
+ * Runs on the writer's thread, on the writer's connection.
  */
 export interface Indexer {
   indexedThrough(): number;

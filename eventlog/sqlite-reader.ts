@@ -17,6 +17,11 @@ export function createLogReader(options: {
   registry: DeviceRegistry;
   tail: LogTail;
   durableSeq: () => number;
+  /**
+   * What the tail starts after. The writer's thread may have indexed further than this thread has heard (the
+   * tail still holds those events), so index reads stop here.
+   */
+  indexedThrough: () => number;
 }): LogReads {
   const { db, registry, tail } = options;
   const q = {
@@ -26,13 +31,13 @@ export function createLogReader(options: {
     readStream: db
       .prepare(
         `SELECT ${eventSelect(db, 'e')} FROM stream_index s JOIN events e ON e.seq = s.seq
-         WHERE s.device_key = ? AND s.version >= ? ORDER BY s.version LIMIT ?`,
+         WHERE s.device_key = ? AND s.version >= ? AND s.seq <= ? ORDER BY s.version LIMIT ?`,
       )
       .raw(true),
     readByTime: db
       .prepare(
         `SELECT ${eventSelect(db, 'e')} FROM time_index t JOIN events e ON e.seq = t.seq
-         WHERE t.device_key = ? AND t.time >= ? AND t.time < ? AND (t.time, t.seq) > (?, ?)
+         WHERE t.device_key = ? AND t.time >= ? AND t.time < ? AND (t.time, t.seq) > (?, ?) AND t.seq <= ?
            AND (? IS NULL OR e.type IN (SELECT value FROM json_each(?)))
          ORDER BY t.time, t.seq LIMIT ?`,
       )
@@ -49,7 +54,7 @@ export function createLogReader(options: {
     readStream(deviceId, { fromVersion, limit }) {
       const key = registry.byId(deviceId)?.key;
       if (key === undefined) return Promise.resolve([]);
-      const indexed = (q.readStream.all(key, fromVersion, limit) as EventRow[]).map(toEvent);
+      const indexed = (q.readStream.all(key, fromVersion, options.indexedThrough(), limit) as EventRow[]).map(toEvent);
       const fromTail = tail.ofDevice(deviceId).filter((e) => e.version >= fromVersion);
       return Promise.resolve([...indexed, ...fromTail].slice(0, limit));
     },
@@ -61,7 +66,17 @@ export function createLogReader(options: {
       const cursor = after ?? { time: Number.MIN_SAFE_INTEGER, seq: 0 };
       const typeJson = types ? JSON.stringify(types) : null;
       const indexed = (
-        q.readByTime.all(key, lo, hi, cursor.time, cursor.seq, typeJson, typeJson, limit + 1) as EventRow[]
+        q.readByTime.all(
+          key,
+          lo,
+          hi,
+          cursor.time,
+          cursor.seq,
+          options.indexedThrough(),
+          typeJson,
+          typeJson,
+          limit + 1,
+        ) as EventRow[]
       ).map(toEvent);
       const fromTail = tail
         .ofDevice(deviceId)

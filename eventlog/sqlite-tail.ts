@@ -16,8 +16,8 @@ export interface LogTail {
   /** One device's events in the tail, in seq order. */
   ofDevice(deviceId: string): readonly StoredEvent[];
   size(): number;
-  /** The indexer has moved everything into the indexes: let it go. */
-  clear(): void;
+  /** The indexer has moved everything through `seq` into the indexes: let it go. */
+  dropThrough(seq: number): void;
   close(): void;
 }
 
@@ -44,9 +44,21 @@ export function createLogTail(): LogTail {
     events: () => tail,
     ofDevice: (deviceId) => byDevice.get(deviceId) ?? [],
     size: () => tail.length,
-    clear() {
-      tail = [];
+    dropThrough(seq) {
+      if ((tail[0]?.seq ?? Infinity) > seq) return;
+      if ((tail.at(-1)?.seq ?? 0) <= seq) {
+        tail = [];
+        byDevice = new Map();
+        return;
+      }
+      // The writer's thread indexes what it has reported, so this is all of the tail; kept general all the same.
+      tail = tail.filter((e) => e.seq > seq);
       byDevice = new Map();
+      for (const event of tail) {
+        let list = byDevice.get(event.deviceId);
+        if (!list) byDevice.set(event.deviceId, (list = []));
+        list.push(event);
+      }
     },
     close: () => listeners.clear(),
   };

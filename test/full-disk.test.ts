@@ -12,8 +12,7 @@ import { createMetrics } from '../core/metrics.js';
 import { describeWriteError } from '../core/write-health.js';
 import { localServerConfig, startFleetlog, type RunningFleetlog } from '../app/fleetlog.js';
 import type { EventLog } from '../eventlog/event-log.js';
-import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
-import { createWalSyncer } from '../eventlog/wal-syncer.js';
+import { createSqliteEventLog, type SqliteEventLog } from '../eventlog/sqlite-event-log.js';
 import { createSqliteDeadLetterStore } from '../ingest/sqlite-dead-letter-store.js';
 import { waitFor } from './helpers/start-test-server.js';
 
@@ -31,11 +30,19 @@ function capturingLogger() {
  * SQLite answers SQLITE_FULL "database or disk is full" when a write needs a page past `max_page_count`,
  * exactly as when the disk is full: capping it at the current size fills the "disk"; raising it frees space.
  */
-function fillDisk(db: Database.Database): void {
+function fillDeadLetterPages(db: Database.Database): void {
   db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
 }
-function freeDisk(db: Database.Database): void {
+function freeDeadLetterPages(db: Database.Database): void {
   db.pragma('max_page_count = 1073741823');
+}
+/** The same on the log's writing connection, which lives on the log's writer's thread. */
+async function fillDisk(log: SqliteEventLog): Promise<void> {
+  const pages = (await log.testHooks.pragma('page_count')) as number;
+  await log.testHooks.pragma(`max_page_count = ${pages}`);
+}
+async function freeDisk(log: SqliteEventLog): Promise<void> {
+  await log.testHooks.pragma('max_page_count = 1073741823');
 }
 
 /**
@@ -43,7 +50,7 @@ function freeDisk(db: Database.Database): void {
  * that too, with letters from a client named `filler` that `freeDeadLetterDisk` deletes again.
  */
 function fillDeadLetterDisk(db: Database.Database): void {
-  fillDisk(db);
+  fillDeadLetterPages(db);
   const insert = db.prepare(
     `INSERT INTO dead_letters (received_at, client_id, topic, device_id, reason, detail, payload_bytes, payload, payload_encoding, truncated)
      VALUES (0, 'filler', 'filler', NULL, 'invalid_json', '', 0, ?, 'utf8', 0)`,
@@ -58,7 +65,7 @@ function fillDeadLetterDisk(db: Database.Database): void {
     }
 }
 function freeDeadLetterDisk(db: Database.Database): void {
-  freeDisk(db);
+  freeDeadLetterPages(db);
   db.prepare("DELETE FROM dead_letters WHERE client_id = 'filler'").run();
 }
 
@@ -103,15 +110,13 @@ describe('the SQLite event log on a full disk', () => {
   it('rolls back seq, versions and the dedup window with a failed append, and appends again once space is back', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-full-'));
     const { logger, lines } = capturingLogger();
-    let db: Database.Database | undefined;
-    const log = createSqliteEventLog({ dataDir, logger, onOpen: (d) => (db = d) });
-    if (!db) throw new Error('onOpen was not called');
+    const log = createSqliteEventLog({ dataDir, logger, testHooks: true });
     expect(await log.append([stateEvent('a', 1), stateEvent('b', 1)])).toEqual([
       { status: 'appended', seq: 1, version: 1 },
       { status: 'appended', seq: 2, version: 1 },
     ]);
 
-    fillDisk(db);
+    await fillDisk(log);
     const batch = [stateEvent('a', 2, 8000), stateEvent('c', 1, 8000)];
     await expect(log.append(batch)).rejects.toMatchObject({ code: 'ERR_LOG_APPEND_FAILED' });
     await expect(log.append(batch)).rejects.toThrow(
@@ -126,7 +131,7 @@ describe('the SQLite event log on a full disk', () => {
     });
     expect(log.stats().lastSeq).toBe(2);
 
-    freeDisk(db);
+    await freeDisk(log);
     // Not duplicates (the ids were never stored), next seq 3 (not 5), a's version 2, the new device c at 1.
     expect(await log.append(batch)).toEqual([
       { status: 'appended', seq: 3, version: 2 },
@@ -162,27 +167,13 @@ describe('the SQLite event log on a full disk', () => {
 describe('the SQLite event log when fsync fails', () => {
   it('acknowledges nothing it could not fsync, hides it from readers, and acks the resend after the next good fsync', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-fsync-'));
-    let failSync = false;
-    const log = createSqliteEventLog({
-      dataDir,
-      logger: pino({ level: 'silent' }),
-      // Only the fsync is replaced (EIO on demand); SQLite and the WAL file are real.
-      walSyncer: (walPath) => {
-        const real = createWalSyncer(walPath);
-        return {
-          sync: () =>
-            failSync
-              ? Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))
-              : real.sync(),
-          close: () => real.close(),
-        };
-      },
-    });
+    // Only the fsync fails (EIO on demand, on the writer's thread); SQLite and the WAL file are real.
+    const log = createSqliteEventLog({ dataDir, logger: pino({ level: 'silent' }), testHooks: true });
     const seen: string[] = [];
     log.subscribe((events) => seen.push(...events.map((e) => e.id)));
     await log.append([stateEvent('f', 1)]);
 
-    failSync = true;
+    await log.testHooks.failSyncs(true);
     await expect(log.append([stateEvent('f', 2)])).rejects.toThrow(
       'event log cannot append (fsync): disk I/O error [EIO]',
     );
@@ -190,7 +181,7 @@ describe('the SQLite event log when fsync fails', () => {
     expect((await readAll(log)).map((e) => e.id)).toEqual(['f:1']);
     expect(await log.lastSeq()).toBe(1);
 
-    failSync = false;
+    await log.testHooks.failSyncs(false);
     // The resend finds its committed row (no second row) and is answered only after an fsync that worked.
     expect(await log.append([stateEvent('f', 2)])).toEqual([{ status: 'duplicate', seq: 2 }]);
     expect(await log.append([stateEvent('f', 3)])).toEqual([{ status: 'appended', seq: 3, version: 3 }]);
@@ -294,11 +285,11 @@ describe('a full disk seen over MQTT', () => {
   async function start() {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-full-mqtt-'));
     const { logger, lines } = capturingLogger();
-    const dbs: { log?: Database.Database; dead?: Database.Database } = {};
+    const dbs: { dead?: Database.Database } = {};
     const log = createSqliteEventLog({
       dataDir,
       logger: logger.child({ component: 'eventlog' }),
-      onOpen: (d) => (dbs.log = d),
+      testHooks: true,
     });
     const deadLetters = createSqliteDeadLetterStore(dataDir, {
       logger: logger.child({ component: 'deadletters' }),
@@ -318,7 +309,7 @@ describe('a full disk seen over MQTT', () => {
     });
     client.on('error', () => undefined);
     clients.push(client);
-    return { server, client, dbs, dataDir, lines };
+    return { server, client, log, dbs, dataDir, lines };
   }
 
   async function healthz(url: string) {
@@ -333,13 +324,12 @@ describe('a full disk seen over MQTT', () => {
   }
 
   it('sends no PUBACK while the log is full, answers 503, and stores the resend exactly once once space is back', async () => {
-    const { server, client, dbs, dataDir, lines } = await start();
+    const { server, client, log, dataDir, lines } = await start();
     for (let seq = 1; seq <= 3; seq++)
       await client.publishAsync('devices/sensor-1/telemetry', JSON.stringify({ seq, t: seq }), { qos: 1 });
-    if (!dbs.log) throw new Error('onOpen was not called');
     expect((await healthz(server.httpUrl)).status).toBe(200);
 
-    fillDisk(dbs.log);
+    await fillDisk(log);
     const before = Date.now();
     let acked = false;
     const big = JSON.stringify({ seq: 4, state: { note: 'y'.repeat(8000) } });
@@ -370,7 +360,7 @@ describe('a full disk seen over MQTT', () => {
     }, 10_000);
     expect(acked).toBe(false);
 
-    freeDisk(dbs.log);
+    await freeDisk(log);
     await published; // the resend after a reconnect is acknowledged
     expect((await healthz(server.httpUrl)).status).toBe(200);
     const res = await fetch(
