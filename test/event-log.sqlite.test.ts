@@ -50,6 +50,23 @@ describe('sqlite event log', () => {
     await log.close();
   });
 
+  it("reads each event once while the writer's thread has indexed it and this thread has not heard so yet", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-log-'));
+    const log = open(dir, { indexBatchEvents: 1 });
+    await log.append([1, 2, 3].map((n) => telemetry('a', n)));
+    // The thread indexes right after its answer; the message that says so waits behind this synchronous code, so the
+    // events are in the indexes and still in this thread's tail when the reads below run.
+    const until = Date.now() + 300;
+    while (Date.now() < until) {
+      /* the writer's thread indexes meanwhile */
+    }
+    const stream = await log.readStream('a', { fromVersion: 1, limit: 10 });
+    const page = await log.readStreamByTime('a', { limit: 10 });
+    expect(stream.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(page.events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    await log.close();
+  });
+
   it('shares one transaction between appends made in the same tick (group commit)', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-log-'));
     const log = open(dir);
