@@ -144,8 +144,9 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
       for (const r of sent.get(id) ?? []) r.reject(failure);
       sent.delete(id);
     }
-    if (durable.length > 0) options.afterDurable(durable);
     options.onWork?.('handoff', performance.now() - started);
+    // Subscribers (the folds) time themselves.
+    if (durable.length > 0) options.afterDurable(durable);
     busy();
   }
 
