@@ -75,13 +75,16 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
   let closing = false;
   let drained: (() => void) | undefined;
 
+  let referenced = true;
   /** The thread keeps the process alive only while something waits for it (as an fsync would). */
   function busy(): void {
-    if (sent.size + asked.size > 0 || queued.length > 0) worker.ref();
-    else {
-      worker.unref();
-      drained?.();
+    const waiting = sent.size + asked.size > 0 || queued.length > 0;
+    if (waiting !== referenced) {
+      referenced = waiting;
+      if (waiting) worker.ref();
+      else worker.unref();
     }
+    if (!waiting) drained?.();
   }
   busy();
 
@@ -89,20 +92,20 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
     scheduled = false;
     if (stopped) return;
     const started = performance.now();
-    while (queued.length > 0) {
-      // A message holds at most one group commit's worth of events (whole appends).
+    const all = queued;
+    queued = [];
+    // A message holds at most one group commit's worth of events (whole appends).
+    for (let i = 0; i < all.length; ) {
       const take: Pending[] = [];
+      const events: unknown[] = [];
       let count = 0;
-      while (
-        queued.length > 0 &&
-        (count === 0 || count + (queued[0]?.events.length ?? 0) <= options.thread.maxBatchEvents)
-      ) {
-        const next = queued.shift() as Pending;
+      for (; i < all.length; i++) {
+        const next = all[i] as Pending;
+        if (count > 0 && count + next.events.length > options.thread.maxBatchEvents) break;
         take.push(next);
+        packEvents(next.events, events);
         count += next.events.length;
       }
-      const events: unknown[] = [];
-      for (const r of take) packEvents(r.events, events);
       const id = nextId++;
       sent.set(id, take);
       worker.postMessage({ type: 'append', id, events } satisfies WriterRequest);
