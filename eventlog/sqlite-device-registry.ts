@@ -10,8 +10,8 @@ export interface Device {
 /**
  * The log's devices, in memory: id ↔ key for the indexes, and each stream's last version. Loaded from `devices` on
  * open; the writer owns the versions (it hands them out) and registers devices once their first event committed;
- * the reader and the remover only look keys up. The writer's thread and the appending thread each keep one
- * (sqlite-writer-thread.ts, sqlite-event-log.ts): the writer's is the one with versions.
+ * the reader and the remover only look keys up. The writer and the appending side each keep one
+ * (sqlite-log-writer.ts, sqlite-event-log.ts): the writer's is the one with versions.
  */
 export interface DeviceRegistry {
   byId(deviceId: string): Device | undefined;

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { StoredEvent } from '../core/event.js';
@@ -10,7 +11,7 @@ import { loadDeviceRegistry } from './sqlite-device-registry.js';
 import { createLogReader } from './sqlite-reader.js';
 import { EVENT_COLUMNS, migrateSchema, rowToEvent, SCHEMA, type EventRow } from './sqlite-schema.js';
 import { createLogTail } from './sqlite-tail.js';
-import { startWriterThread } from './sqlite-writer-client.js';
+import { startLogWriter } from './sqlite-writer-client.js';
 import { acquireWriterLock } from './writer-lock.js';
 
 export interface SqliteEventLogOptions {
@@ -25,12 +26,18 @@ export interface SqliteEventLogOptions {
   /** Checkpoint the WAL into the database once it exceeds this many bytes. */
   checkpointBytes?: number;
   logger: Logger;
+  /**
+   * Where the log's writer runs (inserts, fsyncs, index batches, checkpoints): `thread`, a worker thread of its own,
+   * so none of that runs on the caller's thread; `inline`, on the caller's thread; `auto` (the default), a thread
+   * when the machine has more than 2 cores. With 2, the thread costs more than it gives (README, Performance).
+   */
+  writer?: 'auto' | 'thread' | 'inline';
   /** Called after each durable commit: for metrics. */
   onCommit?: (events: number, durationMs: number) => void;
   /**
-   * Called with the time the log spent, ms: `handoff` on the caller's thread (packing appends for the writer's
-   * thread and taking its answers); `write` (insert transactions) and `index` (index batches, WAL checkpoints) on
-   * the writer's thread. For the per-stage breakdown (`fleetlog_ingest_stage_seconds_total`).
+   * Called with the time the log spent, ms: `handoff` on the caller's thread (packing appends for the writer and
+   * taking its answers); `write` (insert transactions) and `index` (index batches, WAL checkpoints) where the writer
+   * runs. For the per-stage breakdown (`fleetlog_ingest_stage_seconds_total`).
    */
   onWork?: (part: 'handoff' | 'write' | 'index', ms: number) => void;
   /**
@@ -40,6 +47,12 @@ export interface SqliteEventLogOptions {
    * for real), until `failSyncs(false)`.
    */
   testHooks?: boolean;
+}
+
+/** Where the log's writer runs, for `writer`. */
+export function writerRuns(choice: 'auto' | 'thread' | 'inline'): 'thread' | 'inline' {
+  if (choice !== 'auto') return choice;
+  return availableParallelism() > 2 ? 'thread' : 'inline';
 }
 
 /** The SQLite log, with the test hooks its options asked for. */
@@ -52,8 +65,8 @@ export interface SqliteEventLog extends EventLog {
 
 /**
  * Opens (creating or recovering) the SQLite event log. WAL recovery after a crash is SQLite's own. The log is
- * made of named parts, each the one owner of its state. On the writer's thread (sqlite-writer-thread.ts), with the
- * writing connection:
+ * made of named parts, each the one owner of its state. In the writer (sqlite-log-writer.ts), with the writing
+ * connection, on a thread of its own (sqlite-writer-thread.ts) or on the caller's (`writer`):
  * - the device registry (sqlite-device-registry.ts): device ids, keys and stream versions;
  * - the group-commit writer (sqlite-group-commit.ts): appends, fsync, and two watermarks, `lastSeq` (written)
  *   and `durableSeq` (synced: what readers and appenders are told about), with the dedup window;
@@ -62,12 +75,12 @@ export interface SqliteEventLog extends EventLog {
  *   with the checkpointer (sqlite-checkpointer.ts), which keeps the WAL bounded;
  * - the remover (sqlite-remover.ts): retention's steps.
  * On the thread that appends (this file), with a connection of its own for reads:
- * - the writer's client (sqlite-writer-client.ts): appends go over, answers and durable events come back;
+ * - the writer's client (sqlite-writer-client.ts): appends go to the writer, answers and durable events come back;
  * - the tail (sqlite-tail.ts): durable events not yet indexed, in memory, and the subscribers;
  * - the reader (sqlite-reader.ts): indexed events from SQLite plus the tail;
  * - a copy of the device registry for the reader (keys, no versions).
  * This file opens the database (creating and migrating it), holds the writer lock, rebuilds the tail from the
- * events after indexedThrough, starts the writer's thread and wires them.
+ * events after indexedThrough, opens the writer and wires them.
  */
 export function createSqliteEventLog(options: SqliteEventLogOptions): SqliteEventLog {
   const { logger } = options;
@@ -111,8 +124,9 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): SqliteEven
 
   let writer;
   try {
-    writer = startWriterThread({
-      thread: {
+    writer = startLogWriter({
+      runs: writerRuns(options.writer ?? 'auto'),
+      writer: {
         file,
         dataDir: options.dataDir,
         maxBatchEvents: options.maxBatchEvents ?? 20_000,

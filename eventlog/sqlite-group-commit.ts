@@ -60,7 +60,7 @@ export interface GroupCommitWriterOptions {
  * - the dedup window: ids written but not yet in `id_index` (unsynced ones included, so a resend after a failed
  *   fsync is a duplicate, not a second row); older ids are found through `id_index`.
  *
- * It runs on the writer's thread (sqlite-writer-thread.ts), with events whose data is JSON text already, and
+ * It runs in the log's writer (sqlite-log-writer.ts), with events whose data is JSON text already, and
  * answers through callbacks, so that a turn's answers go out in one message (`afterTurn`).
  */
 export interface GroupCommitWriter {

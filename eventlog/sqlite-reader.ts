@@ -54,7 +54,9 @@ export function createLogReader(options: {
     readStream(deviceId, { fromVersion, limit }) {
       const key = registry.byId(deviceId)?.key;
       if (key === undefined) return Promise.resolve([]);
-      const indexed = (q.readStream.all(key, fromVersion, options.indexedThrough(), limit) as EventRow[]).map(toEvent);
+      const indexed = (q.readStream.all(key, fromVersion, options.indexedThrough(), limit) as EventRow[]).map(
+        toEvent,
+      );
       const fromTail = tail.ofDevice(deviceId).filter((e) => e.version >= fromVersion);
       return Promise.resolve([...indexed, ...fromTail].slice(0, limit));
     },

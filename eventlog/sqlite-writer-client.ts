@@ -5,7 +5,7 @@ import { FleetlogError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { WriteHealth } from '../core/write-health.js';
 import type { AppendOutcome, RemoveBeforeOptions } from './event-log.js';
-import type { WriterThreadData } from './sqlite-writer-thread.js';
+import { openLogWriter, type LogWriterData } from './sqlite-log-writer.js';
 import {
   packEvents,
   type CrossedError,
@@ -15,7 +15,12 @@ import {
 import { workerFile } from './worker-file.js';
 
 export interface WriterClientOptions {
-  thread: WriterThreadData;
+  writer: LogWriterData;
+  /**
+   * Where the writer runs: `thread`, a worker thread of its own (sqlite-writer-thread.ts), so that none of its work
+   * runs on this thread; `inline`, on this thread, answering through calls instead of messages.
+   */
+  runs: 'thread' | 'inline';
   logger: Logger;
   /** New devices (id, key), before the events that name them. */
   onDevices(devices: readonly [string, number][]): void;
@@ -35,7 +40,7 @@ export interface WriterClientOptions {
   onWork?: (part: 'handoff' | 'write' | 'index', ms: number) => void;
 }
 
-/** The appending thread's side of the writer's thread. */
+/** The appending side of the log's writer. */
 export interface WriterClient {
   append(events: readonly NewEvent[]): Promise<AppendOutcome[]>;
   removeBefore(removal: RemoveBeforeOptions): Promise<number>;
@@ -44,8 +49,48 @@ export interface WriterClient {
   /** Test hooks (the thread honours them only when started with `testHooks`). */
   pragma(pragma: string): Promise<unknown>;
   failSyncs(on: boolean): Promise<unknown>;
-  /** Waits for the appends sent, then stops the thread (which closes its connection). */
+  /** Waits for the appends sent, then closes the writer (and its connection). */
   close(): Promise<void>;
+}
+
+/** How requests reach the writer and its replies come back. */
+interface Transport {
+  post(request: Exclude<WriterRequest, { type: 'close' }>): void;
+  /** Whether the writer keeps the process alive (a thread only while something waits for it, as an fsync would). */
+  ref(on: boolean): void;
+  close(): Promise<void>;
+}
+
+/** The writer on a worker thread: requests and replies are messages. */
+function threadTransport(
+  options: WriterClientOptions,
+  onReply: (reply: WriterReply) => void,
+  onStop: (err: Error) => void,
+): Transport {
+  const worker = new Worker(workerFile('sqlite-writer-thread.js'), { workerData: options.writer });
+  let closing = false;
+  worker.on('message', onReply);
+  worker.on('error', onStop);
+  worker.on('exit', (code) => {
+    if (!closing) onStop(new Error(`exited with code ${code}`));
+  });
+  return {
+    post: (request) => worker.postMessage(request),
+    ref: (on) => void (on ? worker.ref() : worker.unref()),
+    async close() {
+      closing = true;
+      worker.ref();
+      const exited = once(worker, 'exit');
+      worker.postMessage({ type: 'close' } satisfies WriterRequest);
+      await exited;
+    },
+  };
+}
+
+/** The writer on this thread: requests and replies are calls (a reply may come within its request's call). */
+function inlineTransport(options: WriterClientOptions, onReply: (reply: WriterReply) => void): Transport {
+  const writer = openLogWriter(options.writer, { post: onReply, logger: options.logger });
+  return { post: (request) => writer.handle(request), ref: () => undefined, close: () => writer.close() };
 }
 
 interface Pending {
@@ -55,16 +100,15 @@ interface Pending {
 }
 
 /**
- * Starts the writer's thread (sqlite-writer-thread.ts) and talks to it. Appends made in one turn of the event loop
+ * Opens the log's writer (sqlite-log-writer.ts) where `runs` says, and talks to it. Appends made in one turn of the event loop
  * (one per MQTT message) go as one message at the next `setImmediate`, packed (sqlite-writer-protocol.ts); the
  * thread answers each group commit with one message, from which this side builds the stored events for the tail
  * (it has the events already: only seq and version come back) and resolves the appends. Messages arrive in the
  * order the thread sent them, so a turn's events always reach the tail before the `indexed` message that covers
  * them.
  */
-export function startWriterThread(options: WriterClientOptions): WriterClient {
+export function startLogWriter(options: WriterClientOptions): WriterClient {
   const { logger } = options;
-  const worker = new Worker(workerFile('sqlite-writer-thread.js'), { workerData: options.thread });
   let queued: Pending[] = [];
   let scheduled = false;
   const sent = new Map<number, Pending[]>();
@@ -81,12 +125,10 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
     const waiting = sent.size + asked.size > 0 || queued.length > 0;
     if (waiting !== referenced) {
       referenced = waiting;
-      if (waiting) worker.ref();
-      else worker.unref();
+      transport.ref(waiting);
     }
     if (!waiting) drained?.();
   }
-  busy();
 
   function send(): void {
     scheduled = false;
@@ -95,20 +137,20 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
     const all = queued;
     queued = [];
     // A message holds at most one group commit's worth of events (whole appends).
-    for (let i = 0; i < all.length; ) {
+    for (let i = 0; i < all.length;) {
       const take: Pending[] = [];
       const events: unknown[] = [];
       let count = 0;
       for (; i < all.length; i++) {
         const next = all[i] as Pending;
-        if (count > 0 && count + next.events.length > options.thread.maxBatchEvents) break;
+        if (count > 0 && count + next.events.length > options.writer.maxBatchEvents) break;
         take.push(next);
         packEvents(next.events, events);
         count += next.events.length;
       }
       const id = nextId++;
       sent.set(id, take);
-      worker.postMessage({ type: 'append', id, events } satisfies WriterRequest);
+      transport.post({ type: 'append', id, events });
     }
     options.onWork?.('handoff', performance.now() - started);
   }
@@ -143,7 +185,9 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
     options.onWork?.('index', turn.indexMs);
     for (const [r, out] of answers) r.resolve(out);
     for (const { id, error } of turn.refused) {
-      const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', error.message, { cause: storageError(error) });
+      const failure = new FleetlogError('ERR_LOG_APPEND_FAILED', error.message, {
+        cause: storageError(error),
+      });
       for (const r of sent.get(id) ?? []) r.reject(failure);
       sent.delete(id);
     }
@@ -153,7 +197,7 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
     busy();
   }
 
-  worker.on('message', (reply: WriterReply) => {
+  function onReply(reply: WriterReply): void {
     switch (reply.type) {
       case 'turn':
         return onTurn(reply);
@@ -171,7 +215,7 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
       case 'log':
         return relayLogLine(logger, reply.line);
     }
-  });
+  }
 
   /** The thread failed (it cannot open the database, or threw): nothing more can be appended. */
   function stop(err: Error): void {
@@ -188,7 +232,7 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
       since: Date.now(),
       reason: `the writer thread stopped: ${err.message}`,
       code: 'ERR_WRITER_STOPPED',
-      dir: options.thread.dataDir,
+      dir: options.writer.dataDir,
     });
     for (const requests of sent.values()) for (const r of requests) r.reject(stopped);
     for (const r of queued) r.reject(stopped);
@@ -198,17 +242,16 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
     queued = [];
     busy();
   }
-  worker.on('error', stop);
-  worker.on('exit', (code) => {
-    if (!closing) stop(new Error(`exited with code ${code}`));
-  });
+  const transport =
+    options.runs === 'thread' ? threadTransport(options, onReply, stop) : inlineTransport(options, onReply);
+  busy();
 
-  function ask(request: WriterRequest & { id: number }): Promise<unknown> {
+  function ask(request: Exclude<WriterRequest, { type: 'close' | 'append' }>): Promise<unknown> {
     if (stopped) return Promise.reject(stopped);
     return new Promise((resolve, reject) => {
       asked.set(request.id, { resolve, reject });
-      worker.postMessage(request);
       busy();
+      transport.post(request);
     });
   }
 
@@ -226,8 +269,7 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
         busy();
       });
     },
-    removeBefore: (removal) =>
-      ask({ type: 'remove', id: nextId++, removal }) as Promise<number>,
+    removeBefore: (removal) => ask({ type: 'remove', id: nextId++, removal }) as Promise<number>,
     commits: () => commits,
     pragma: (pragma) => ask({ type: 'pragma', id: nextId++, pragma }),
     failSyncs: (on) => ask({ type: 'failSyncs', id: nextId++, on }),
@@ -238,10 +280,7 @@ export function startWriterThread(options: WriterClientOptions): WriterClient {
       while (!stopped && sent.size + asked.size > 0)
         await new Promise<void>((resolve) => (drained = resolve));
       if (stopped) return;
-      worker.ref();
-      const exited = once(worker, 'exit');
-      worker.postMessage({ type: 'close' } satisfies WriterRequest);
-      await exited;
+      await transport.close();
     },
   };
 }

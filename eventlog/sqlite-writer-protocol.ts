@@ -3,9 +3,10 @@ import type { WriteHealth } from '../core/write-health.js';
 import type { AppendOutcome, RemoveBeforeOptions } from './event-log.js';
 
 /**
- * The messages between the SQLite log (sqlite-event-log.ts, on the thread that appends) and its writer's thread
- * (sqlite-writer-thread.ts). Events cross as flat arrays of primitives and outcomes as one Float64Array per append
- * message: cloning those costs far less than cloning an object per event.
+ * The messages between the SQLite log (sqlite-event-log.ts, on the thread that appends) and its writer
+ * (sqlite-log-writer.ts), on a thread of its own (sqlite-writer-thread.ts) or called directly. Events cross as flat
+ * arrays of primitives and outcomes as one Float64Array per append message: cloning those between threads costs
+ * far less than cloning an object per event.
  */
 
 /** An event as the writer stores it: its data is JSON text already (made on the appending thread). */

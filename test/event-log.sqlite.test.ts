@@ -16,25 +16,23 @@ function open(dataDir: string, extra: Partial<SqliteEventLogOptions> = {}): Even
   return log;
 }
 
-eventLogContract({
-  name: 'sqlite',
-  open: () => Promise.resolve(open(mkdtempSync(path.join(tmpdir(), 'fleetlog-log-')))),
-  reopen: async (log) => {
-    await log.close();
-    return open(dirs.get(log) as string);
-  },
-});
-
-// Index-less tail vs indexed history: the same contract must hold on both sides of the indexer.
-eventLogContract({
-  name: 'sqlite, indexing every event',
-  open: () =>
-    Promise.resolve(open(mkdtempSync(path.join(tmpdir(), 'fleetlog-log-')), { indexBatchEvents: 1 })),
-  reopen: async (log) => {
-    await log.close();
-    return open(dirs.get(log) as string, { indexBatchEvents: 1 });
-  },
-});
+// The writer on either side (the default depends on the machine's cores), and the index-less tail vs indexed history:
+// the same contract must hold on both sides of the indexer.
+for (const writer of ['thread', 'inline'] as const) {
+  for (const [name, extra] of [
+    [`sqlite, writer ${writer}`, { writer }],
+    [`sqlite, writer ${writer}, indexing every event`, { writer, indexBatchEvents: 1 }],
+  ] as const) {
+    eventLogContract({
+      name,
+      open: () => Promise.resolve(open(mkdtempSync(path.join(tmpdir(), 'fleetlog-log-')), extra)),
+      reopen: async (log) => {
+        await log.close();
+        return open(dirs.get(log) as string, extra);
+      },
+    });
+  }
+}
 
 describe('sqlite event log', () => {
   it('reads across the indexed part and the unindexed tail as one stream', async () => {
@@ -52,7 +50,7 @@ describe('sqlite event log', () => {
 
   it("reads each event once while the writer's thread has indexed it and this thread has not heard so yet", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-log-'));
-    const log = open(dir, { indexBatchEvents: 1 });
+    const log = open(dir, { indexBatchEvents: 1, writer: 'thread' });
     await log.append([1, 2, 3].map((n) => telemetry('a', n)));
     // The thread indexes right after its answer; the message that says so waits behind this synchronous code, so the
     // events are in the indexes and still in this thread's tail when the reads below run.

@@ -106,11 +106,11 @@ describe('describeWriteError', () => {
   });
 });
 
-describe('the SQLite event log on a full disk', () => {
+describe.each(['thread', 'inline'] as const)('the SQLite event log on a full disk, writer %s', (writer) => {
   it('rolls back seq, versions and the dedup window with a failed append, and appends again once space is back', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-full-'));
     const { logger, lines } = capturingLogger();
-    const log = createSqliteEventLog({ dataDir, logger, testHooks: true });
+    const log = createSqliteEventLog({ dataDir, logger, testHooks: true, writer });
     expect(await log.append([stateEvent('a', 1), stateEvent('b', 1)])).toEqual([
       { status: 'appended', seq: 1, version: 1 },
       { status: 'appended', seq: 2, version: 1 },
@@ -164,11 +164,16 @@ describe('the SQLite event log on a full disk', () => {
   });
 });
 
-describe('the SQLite event log when fsync fails', () => {
+describe.each(['thread', 'inline'] as const)('the SQLite event log when fsync fails, writer %s', (writer) => {
   it('acknowledges nothing it could not fsync, hides it from readers, and acks the resend after the next good fsync', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-fsync-'));
     // Only the fsync fails (EIO on demand, on the writer's thread); SQLite and the WAL file are real.
-    const log = createSqliteEventLog({ dataDir, logger: pino({ level: 'silent' }), testHooks: true });
+    const log = createSqliteEventLog({
+      dataDir,
+      logger: pino({ level: 'silent' }),
+      testHooks: true,
+      writer,
+    });
     const seen: string[] = [];
     log.subscribe((events) => seen.push(...events.map((e) => e.id)));
     await log.append([stateEvent('f', 1)]);
