@@ -14,6 +14,7 @@ export type ServerConfig = Pick<
   | 'deviceRate'
   | 'deviceBurst'
   | 'eventLog'
+  | 'logWriter'
   | 'snapshotEvery'
   | 'processors'
   | 'retentionMs'
@@ -37,7 +38,8 @@ export type IngestServiceConfig = Pick<
   | 'shareGroup'
   | 'ingestConnections'
   | 'sessionExpirySec'
-> & {
+> &
+  Partial<Pick<Config, 'logWriter'>> & {
   /** Only durable logs other processes can read: an in-memory log would lose what ingest acknowledged. */
   eventLog: 'sqlite' | 'jetstream';
   /** Client id prefix of the sessions (resolved: the CLI derives the default from the host name). */
@@ -68,7 +70,7 @@ export type RebuildConfig = Pick<Config, 'dataDir' | 'snapshotEvery'> &
 /** The server settings at their defaults, on free ports of 127.0.0.1, data in `dataDir`: for tests and benchmarks. */
 export function localServerConfig(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
   const { maxPayloadBytes, maxClockSkewMs, maxConnections, deviceRate, deviceBurst } = DEFAULT_CONFIG;
-  const { eventLog, snapshotEvery, processors, retentionMs } = DEFAULT_CONFIG;
+  const { eventLog, logWriter, snapshotEvery, processors, retentionMs } = DEFAULT_CONFIG;
   return {
     dataDir,
     host: '127.0.0.1',
@@ -80,6 +82,7 @@ export function localServerConfig(dataDir: string, overrides: Partial<ServerConf
     deviceRate,
     deviceBurst,
     eventLog,
+    logWriter,
     snapshotEvery,
     processors,
     retentionMs,

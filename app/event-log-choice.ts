@@ -11,7 +11,7 @@ import { createSqliteEventLog } from '../eventlog/sqlite-event-log.js';
 import { openSqliteReadOnlyLog } from '../eventlog/sqlite-read-only-log.js';
 
 export type EventLogSettings = Pick<Config, 'dataDir' | 'eventLog'> &
-  Partial<Pick<Config, 'natsUrl' | 'natsReplicas'>>;
+  Partial<Pick<Config, 'natsUrl' | 'natsReplicas' | 'logWriter'>>;
 
 /**
  * The event-log choice, written once: `write` opens the log this process appends to (serve, ingest); `read` opens
@@ -59,6 +59,7 @@ export async function openEventLog(
       return createSqliteEventLog({
         dataDir: config.dataDir,
         logger,
+        writer: config.logWriter ?? DEFAULT_CONFIG.logWriter,
         ...(metrics
           ? {
               onCommit: (events: number, ms: number) => {

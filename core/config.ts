@@ -30,6 +30,8 @@ export interface Config {
   deviceBurst: number;
   /** Event log backend. */
   eventLog: 'sqlite' | 'memory' | 'jetstream';
+  /** Where the SQLite log's writer runs: a thread of its own, the thread that runs the broker, or `auto` (by cores). */
+  logWriter: 'auto' | 'thread' | 'inline';
   /** NATS server URL of the JetStream event log (`eventLog: 'jetstream'`). */
   natsUrl: string;
   /** Copies of the JetStream stream when fleetlog creates it: 1 (one server) or 3 (a cluster). */
@@ -263,6 +265,15 @@ export const SETTINGS = [
     description:
       'event log backend: sqlite (durable), memory (tests, throwaway demos) or jetstream (--nats-url)',
     parse: oneOf(['sqlite', 'memory', 'jetstream'] as const),
+  }),
+  setting({
+    key: 'logWriter',
+    flag: '--log-writer',
+    env: 'FLEETLOG_LOG_WRITER',
+    default: 'auto',
+    description:
+      "where the SQLite log's inserts, fsyncs and index batches run: thread (their own), inline (the broker's thread), or auto (a thread with more than 2 cores)",
+    parse: oneOf(['auto', 'thread', 'inline'] as const),
   }),
   setting({
     key: 'natsUrl',

@@ -46,7 +46,7 @@ export interface LogWriter {
  */
 export function openLogWriter(
   data: LogWriterData,
-  io: { post(reply: WriterReply, transfer?: ArrayBuffer[]): void; logger: Logger },
+  io: { post: (reply: WriterReply, transfer?: ArrayBuffer[]) => void; logger: Logger },
 ): LogWriter {
   const { post, logger } = io;
   const db = new Database(data.file, { fileMustExist: true });

@@ -15,6 +15,7 @@ const INGEST_SETTINGS = [
   'ingestConnections',
   'sessionExpirySec',
   'eventLog',
+  'logWriter',
   'natsUrl',
   'natsReplicas',
   'dataDir',

@@ -17,6 +17,7 @@ export const SERVER_SETTINGS = [
   'deviceRate',
   'deviceBurst',
   'eventLog',
+  'logWriter',
   'snapshotEvery',
   'processors',
   'retentionMs',
