@@ -40,11 +40,11 @@ export type IngestServiceConfig = Pick<
   | 'sessionExpirySec'
 > &
   Partial<Pick<Config, 'logWriter'>> & {
-  /** Only durable logs other processes can read: an in-memory log would lose what ingest acknowledged. */
-  eventLog: 'sqlite' | 'jetstream';
-  /** Client id prefix of the sessions (resolved: the CLI derives the default from the host name). */
-  clientId: string;
-};
+    /** Only durable logs other processes can read: an in-memory log would lose what ingest acknowledged. */
+    eventLog: 'sqlite' | 'jetstream';
+    /** Client id prefix of the sessions (resolved: the CLI derives the default from the host name). */
+    clientId: string;
+  };
 
 /** `process`: the read side on a log another process writes; with `httpPort` also the query API. */
 export type ProcessingConfig = Pick<Config, 'dataDir' | 'host' | 'eventLog' | 'snapshotEvery'> &

@@ -5,6 +5,7 @@ import {
   startMosquittoWithSubscriber,
   type BenchServer,
 } from './bench-servers.js';
+import { writerRuns } from '../eventlog/sqlite-event-log.js';
 import { checkAcked } from './acked-ids.js';
 import { runPublishers } from './run-publishers.js';
 import type { Comparison, Scenario } from './scenario.js';
@@ -22,14 +23,17 @@ export interface Measured {
 }
 
 /**
- * The per-stage rows: what each part of durable ingest costs per message, on the thread that runs the broker but for
- * the two on the log's writer's thread.
+ * The per-stage rows: what each part of durable ingest costs per message, on the thread that runs the broker (the
+ * log's writer too, unless it runs on its own thread: --log-writer).
  */
 const STAGE_ROWS: { stage: string; label: string }[] = [
   { stage: 'parse', label: 'parse: topic, JSON, checks, event id' },
-  { stage: 'log_handoff', label: "append: hand-over to the log's writer thread (pack, post, answers)" },
-  { stage: 'log_write', label: 'writer thread: SQLite insert transactions' },
-  { stage: 'log_index', label: 'writer thread: deferred index batches, WAL checkpoints' },
+  {
+    stage: 'log_handoff',
+    label: "append: hand-over to the log's writer (pack, answers; post to its thread)",
+  },
+  { stage: 'log_write', label: "log's writer: SQLite insert transactions" },
+  { stage: 'log_index', label: "log's writer: deferred index batches, WAL checkpoints" },
   {
     stage: 'append_wait',
     label: 'append until durable, mean wait (group commit + fdatasync; with 5,000 in flight: queueing)',
@@ -90,19 +94,24 @@ export const ingestScenario: Scenario = {
     const fleetlog: Measured[] = [];
     const aedes: Measured[] = [];
     const mosquitto: Measured[] = [];
-    const total = repeats * 3;
+    // The log's writer where --log-writer auto does not put it on this machine, for the rows that compare.
+    const other = writerRuns('auto') === 'thread' ? 'inline' : 'thread';
+    const otherWriter: Measured[] = [];
+    const total = repeats * 4;
     for (let r = 0; r < repeats; r++) {
-      progress('ingest: fleetlog', r * 3, total);
+      progress('ingest: fleetlog', r * 4, total);
       fleetlog.push(await measure(startFleetlogServer, durationMs));
-      progress('ingest: bare Aedes', r * 3 + 1, total);
+      progress(`ingest: fleetlog, --log-writer ${other}`, r * 4 + 1, total);
+      otherWriter.push(await measure(() => startFleetlogServer('on', { logWriter: other }), durationMs));
+      progress('ingest: bare Aedes', r * 4 + 2, total);
       aedes.push(await measure(startBareAedes, durationMs));
-      progress('ingest: Mosquitto + subscriber', r * 3 + 2, total);
+      progress('ingest: Mosquitto + subscriber', r * 4 + 3, total);
       mosquitto.push(await measure(startMosquittoWithSubscriber, durationMs));
     }
     progress('ingest', total, total);
     const rates = (xs: Measured[]) => xs.map((x) => x.rate);
     const row = (baselineName: string, baseline: Measured[], factor: number): Comparison => ({
-      scenario: 'durable ingest, QoS 1, 50 publishers',
+      scenario: `durable ingest, QoS 1, 50 publishers (--log-writer auto: ${writerRuns('auto')})`,
       unit: 'msg/s',
       better: 'higher',
       fleetlog: rates(fleetlog),
@@ -122,6 +131,22 @@ export const ingestScenario: Scenario = {
         baselineName: 'Aedes, no persistence',
         baseline: aedes.map((x) => x.cpuMicros),
         note: 'user + system CPU of the server process (the publishers run in another process)',
+      },
+      {
+        scenario: `durable ingest, QoS 1, 50 publishers, --log-writer ${other}`,
+        unit: 'msg/s',
+        better: 'higher',
+        fleetlog: rates(otherWriter),
+        baselineName: 'Aedes, no persistence',
+        baseline: rates(aedes),
+      },
+      {
+        scenario: `durable ingest: server CPU per message, --log-writer ${other}`,
+        unit: 'µs',
+        better: 'lower',
+        fleetlog: otherWriter.map((x) => x.cpuMicros),
+        baselineName: 'Aedes, no persistence',
+        baseline: aedes.map((x) => x.cpuMicros),
       },
       // Where fleetlog's time goes, beside all that bare Aedes spends on a message.
       ...STAGE_ROWS.map(({ stage, label }): Comparison => ({

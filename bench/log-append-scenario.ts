@@ -32,10 +32,14 @@ function eventFor(i: number, now: number): NewEvent {
   };
 }
 
-/** fleetlog's SQLite log, one event per append as ingest calls it, 1,000 devices interleaved. */
-export async function runLogAppend(events: number, onProgress: (done: number) => void): Promise<AppendRun> {
+/** fleetlog's SQLite log, one event per append as ingest calls it, 1,000 devices interleaved; the writer where told. */
+export async function runLogAppend(
+  events: number,
+  writer: 'thread' | 'inline',
+  onProgress: (done: number) => void,
+): Promise<AppendRun> {
   const dir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-'));
-  const log = createSqliteEventLog({ dataDir: dir, logger: silentLogger() });
+  const log = createSqliteEventLog({ dataDir: dir, logger: silentLogger(), writer });
   // Every append, index pass and checkpoint on this thread delays the loop: its longest delay is the longest pause.
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();

@@ -68,7 +68,14 @@ export interface Metrics {
  * - `log_index`: the log's deferred index batches and WAL checkpoints (SQLite log), on the log's writer's thread;
  * - `ack`: Aedes writing the PUBACK/PUBREC once the hook calls back, on the thread.
  */
-export const INGEST_STAGES = ['parse', 'append_wait', 'log_handoff', 'log_write', 'log_index', 'ack'] as const;
+export const INGEST_STAGES = [
+  'parse',
+  'append_wait',
+  'log_handoff',
+  'log_write',
+  'log_index',
+  'ack',
+] as const;
 export type IngestStage = (typeof INGEST_STAGES)[number];
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {

@@ -22,10 +22,11 @@ afterEach(async () => {
   for (const m of mounts.splice(0)) await m.unmount();
 });
 
-function open(dataDir: string): EventLog {
+function open(dataDir: string, writer: 'thread' | 'inline' = 'inline'): EventLog {
   return createSqliteEventLog({
     dataDir,
     logger: silentLogger(),
+    writer,
     indexBatchEvents: 40,
     indexIntervalMs: 20,
     checkpointBytes: 64 * 1024,
@@ -98,44 +99,47 @@ async function cut(fs: LazyFs, log: EventLog): Promise<string> {
 
 const canRun = lazyFsAvailable() || process.env.CI !== undefined;
 
-describe.skipIf(!canRun)('SQLite event log under power loss', () => {
-  it('keeps every append that resolved, with gapless seq and versions, across cuts and a clean restart', async () => {
-    const confirmed: NewEvent[] = [];
+describe.skipIf(!canRun).each(['thread', 'inline'] as const)(
+  'SQLite event log under power loss, writer %s',
+  (writer) => {
+    it('keeps every append that resolved, with gapless seq and versions, across cuts and a clean restart', async () => {
+      const confirmed: NewEvent[] = [];
 
-    // Life 1: a new data directory, cut right after the first confirmations.
-    let fs = await mountLazyFs({ syncDelayMs: 2 });
-    mounts.push(fs);
-    let log = open(fs.mountpoint);
-    await appendUntil(log, 1, confirmed);
-    let survived = await cut(fs, log);
+      // Life 1: a new data directory, cut right after the first confirmations.
+      let fs = await mountLazyFs({ syncDelayMs: 2 });
+      mounts.push(fs);
+      let log = open(fs.mountpoint, writer);
+      await appendUntil(log, 1, confirmed);
+      let survived = await cut(fs, log);
 
-    // Life 2: recovery, then enough appends for indexing and WAL checkpoints, cut mid-stream.
-    fs = await mountLazyFs({ from: survived, syncDelayMs: 1 });
-    mounts.push(fs);
-    log = open(fs.mountpoint);
-    await appendUntil(log, 400, confirmed);
-    survived = await cut(fs, log);
+      // Life 2: recovery, then enough appends for indexing and WAL checkpoints, cut mid-stream.
+      fs = await mountLazyFs({ from: survived, syncDelayMs: 1 });
+      mounts.push(fs);
+      log = open(fs.mountpoint, writer);
+      await appendUntil(log, 400, confirmed);
+      survived = await cut(fs, log);
 
-    // Life 3: a clean stop (which deletes the WAL) and a start on a new WAL, cut after its first confirmations.
-    fs = await mountLazyFs({ from: survived, syncDelayMs: 2 });
-    mounts.push(fs);
-    log = open(fs.mountpoint);
-    await appendUntil(log, 20, confirmed);
-    await log.close();
-    log = open(fs.mountpoint);
-    await appendUntil(log, 1, confirmed);
-    survived = await cut(fs, log);
+      // Life 3: a clean stop (which deletes the WAL) and a start on a new WAL, cut after its first confirmations.
+      fs = await mountLazyFs({ from: survived, syncDelayMs: 2 });
+      mounts.push(fs);
+      log = open(fs.mountpoint, writer);
+      await appendUntil(log, 20, confirmed);
+      await log.close();
+      log = open(fs.mountpoint, writer);
+      await appendUntil(log, 1, confirmed);
+      survived = await cut(fs, log);
 
-    const all = await readAll(survived);
-    expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
-    for (const deviceId of DEVICES) {
-      const versions = all.filter((e) => e.deviceId === deviceId).map((e) => e.version);
-      expect({ deviceId, versions }).toEqual({ deviceId, versions: versions.map((_, i) => i + 1) });
-    }
-    const stored = new Map(all.map((e) => [e.id, e]));
-    expect(stored.size).toBe(all.length);
-    const lost = confirmed.filter((e) => !stored.has(e.id)).map((e) => e.id);
-    expect(lost).toEqual([]);
-    for (const e of confirmed) expect(stored.get(e.id)?.data).toEqual(e.data);
-  }, 60_000);
-});
+      const all = await readAll(survived);
+      expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
+      for (const deviceId of DEVICES) {
+        const versions = all.filter((e) => e.deviceId === deviceId).map((e) => e.version);
+        expect({ deviceId, versions }).toEqual({ deviceId, versions: versions.map((_, i) => i + 1) });
+      }
+      const stored = new Map(all.map((e) => [e.id, e]));
+      expect(stored.size).toBe(all.length);
+      const lost = confirmed.filter((e) => !stored.has(e.id)).map((e) => e.id);
+      expect(lost).toEqual([]);
+      for (const e of confirmed) expect(stored.get(e.id)?.data).toEqual(e.data);
+    }, 60_000);
+  },
+);
