@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
+import { writerRuns } from '../eventlog/sqlite-event-log.js';
 import { checkAcked, ReceivedIds, type AckedRanges } from './acked-ids.js';
 import { freePort } from './bench-servers.js';
 import { cpuSeconds, rssBytes } from './process-usage.js';
@@ -167,6 +168,34 @@ async function measureBroker(
   }
 }
 
+/** `fleetlog serve` in its own process under the load, its log's writer where told; every acknowledged message checked. */
+async function measureFleetlog(devices: number, durationMs: number, logWriter: string): Promise<Usage> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-conn-'));
+  const mqttPort = await freePort();
+  const httpPort = await freePort();
+  const server = spawn(process.execPath, [CLI, 'serve'], {
+    env: {
+      ...process.env,
+      FLEETLOG_DATA_DIR: dataDir,
+      FLEETLOG_MQTT_PORT: String(mqttPort),
+      FLEETLOG_HTTP_PORT: String(httpPort),
+      FLEETLOG_LOG_LEVEL: 'warn',
+      FLEETLOG_LOG_WRITER: logWriter,
+    },
+    stdio: 'ignore',
+  });
+  try {
+    const usage = await measure(server, `mqtt://127.0.0.1:${mqttPort}`, devices, durationMs);
+    // Every acknowledged message is in the log, once, as the API serves it.
+    const ids = await idsFromApi(`http://127.0.0.1:${httpPort}`, Object.keys(usage.ackedIds));
+    checkAcked(usage.ackedIds, ids, 'connections (fleetlog serve)', true);
+    return usage;
+  } finally {
+    await stop(server);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 /** Scenario 5: many connected devices publishing slowly; server memory per device and CPU. */
 export const connectionsScenario: Scenario = {
   name: 'connections',
@@ -176,43 +205,25 @@ export const connectionsScenario: Scenario = {
     const fleetlog: Usage[] = [];
     const mosquitto: Usage[] = [];
     const aedes: Usage[] = [];
+    // The log's writer where --log-writer auto does not put it on this machine, for the rows that compare.
+    const other = writerRuns('auto') === 'thread' ? 'inline' : 'thread';
+    const otherWriter: Usage[] = [];
     for (let r = 0; r < repeats; r++) {
-      progress(`connections: fleetlog serve, ${devices} devices`, r * 3, repeats * 3);
-      const dataDir = mkdtempSync(path.join(tmpdir(), 'fleetlog-bench-conn-'));
-      const mqttPort = await freePort();
-      const httpPort = await freePort();
-      const server = spawn(process.execPath, [CLI, 'serve'], {
-        env: {
-          ...process.env,
-          FLEETLOG_DATA_DIR: dataDir,
-          FLEETLOG_MQTT_PORT: String(mqttPort),
-          FLEETLOG_HTTP_PORT: String(httpPort),
-          FLEETLOG_LOG_LEVEL: 'warn',
-        },
-        stdio: 'ignore',
-      });
-      try {
-        const usage = await measure(server, `mqtt://127.0.0.1:${mqttPort}`, devices, durationMs);
-        // Every acknowledged message is in the log, once, as the API serves it.
-        const ids = await idsFromApi(`http://127.0.0.1:${httpPort}`, Object.keys(usage.ackedIds));
-        checkAcked(usage.ackedIds, ids, 'connections (fleetlog serve)', true);
-        fleetlog.push(usage);
-      } finally {
-        await stop(server);
-        rmSync(dataDir, { recursive: true, force: true });
-      }
-
-      progress(`connections: Mosquitto, ${devices} devices`, r * 3 + 1, repeats * 3);
+      progress(`connections: fleetlog serve, ${devices} devices`, r * 4, repeats * 4);
+      fleetlog.push(await measureFleetlog(devices, durationMs, 'auto'));
+      progress(`connections: fleetlog serve --log-writer ${other}`, r * 4 + 1, repeats * 4);
+      otherWriter.push(await measureFleetlog(devices, durationMs, other));
+      progress(`connections: Mosquitto, ${devices} devices`, r * 4 + 2, repeats * 4);
       mosquitto.push(await measureBroker('Mosquitto', devices, durationMs, startMosquitto));
-      progress(`connections: bare Aedes, ${devices} devices`, r * 3 + 2, repeats * 3);
+      progress(`connections: bare Aedes, ${devices} devices`, r * 4 + 3, repeats * 4);
       aedes.push(await measureBroker('bare Aedes', devices, durationMs, startAedesProcess));
     }
-    progress('connections', repeats * 3, repeats * 3);
+    progress('connections', repeats * 4, repeats * 4);
     const pick = (xs: Usage[], k: keyof Usage) => xs.map((u) => u[k]);
     const maxRssMb = Math.max(...pick(fleetlog, 'rssTotalMb'));
     return [
       {
-        scenario: `${devices.toLocaleString('en-US')} connected devices, 1 msg/10 s each: memory per device`,
+        scenario: `${devices.toLocaleString('en-US')} connected devices, 1 msg/10 s each: memory per device (--log-writer auto: ${writerRuns('auto')})`,
         unit: 'KiB',
         better: 'lower',
         fleetlog: pick(fleetlog, 'rssPerDeviceKb'),
@@ -248,6 +259,22 @@ export const connectionsScenario: Scenario = {
         unit: '% of a core',
         better: 'lower',
         fleetlog: pick(fleetlog, 'cpuPercent'),
+        baselineName: 'bare Aedes 1.2 + 1 subscriber',
+        baseline: pick(aedes, 'cpuPercent'),
+      },
+      {
+        scenario: `${devices.toLocaleString('en-US')} connected devices: memory per device, --log-writer ${other}`,
+        unit: 'KiB',
+        better: 'lower',
+        fleetlog: pick(otherWriter, 'rssPerDeviceKb'),
+        baselineName: 'bare Aedes 1.2 + 1 subscriber',
+        baseline: pick(aedes, 'rssPerDeviceKb'),
+      },
+      {
+        scenario: `${devices.toLocaleString('en-US')} connected devices: server CPU, --log-writer ${other}`,
+        unit: '% of a core',
+        better: 'lower',
+        fleetlog: pick(otherWriter, 'cpuPercent'),
         baselineName: 'bare Aedes 1.2 + 1 subscriber',
         baseline: pick(aedes, 'cpuPercent'),
       },

@@ -100,12 +100,11 @@ interface Pending {
 }
 
 /**
- * Opens the log's writer (sqlite-log-writer.ts) where `runs` says, and talks to it. Appends made in one turn of the event loop
- * (one per MQTT message) go as one message at the next `setImmediate`, packed (sqlite-writer-protocol.ts); the
- * thread answers each group commit with one message, from which this side builds the stored events for the tail
- * (it has the events already: only seq and version come back) and resolves the appends. Messages arrive in the
- * order the thread sent them, so a turn's events always reach the tail before the `indexed` message that covers
- * them.
+ * Opens the log's writer (sqlite-log-writer.ts) where `runs` says, and talks to it. Appends made in one turn of the
+ * event loop (one per MQTT message) go as one request at the next `setImmediate`, packed (sqlite-writer-protocol.ts);
+ * the writer answers each group commit with one reply, from which this side builds the stored events for the tail
+ * (it has the events already: only seq and version come back) and resolves the appends. Replies arrive in the order
+ * the writer sent them, so a turn's events always reach the tail before the `indexed` reply that covers them.
  */
 export function startLogWriter(options: WriterClientOptions): WriterClient {
   const { logger } = options;
