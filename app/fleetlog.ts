@@ -12,6 +12,7 @@ export type { ProcessingDeps, RunningProcessing } from './roles/process.js';
 export type { RunningRebuild } from './roles/rebuild.js';
 export type { Fleet, RunningFleetlog, ServeDeps } from './roles/serve.js';
 export { PROJECTION_NAMES } from '../processors/registry.js';
+export { writerRuns } from '../eventlog/sqlite-event-log.js';
 
 /** What a process runs; each CLI command is one role. */
 export type Role = 'serve' | 'demo' | 'ingest' | 'process' | 'rebuild';

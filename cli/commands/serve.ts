@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { startFleetlog, type Fleet, type RunningFleetlog } from '../../app/fleetlog.js';
+import { startFleetlog, writerRuns, type Fleet, type RunningFleetlog } from '../../app/fleetlog.js';
 import type { Config } from '../../core/config.js';
 import { createLogger, type Logger } from '../../core/logger.js';
 import { CliError } from '../api-client.js';
@@ -64,7 +64,7 @@ function describeLog(config: Readonly<Config>): string {
     case 'jetstream':
       return `NATS JetStream at ${config.natsUrl} (dead letters and read models in ${config.dataDir})`;
     case 'sqlite':
-      return `${config.dataDir} (SQLite)`;
+      return `${config.dataDir} (SQLite, writer ${writerRuns(config.logWriter) === 'thread' ? 'on its own thread' : "on the broker's thread"})`;
   }
 }
 
