@@ -15,7 +15,7 @@ export interface Metrics {
   appendFailures: Counter;
   /**
    * Where ingest spends its time, seconds summed over messages, by stage (INGEST_STAGES; all on the broker's thread
-   * but `log_write` and `log_index`, on the log's writer's thread): divided by `fleetlog_messages_total` it is the per-message breakdown `fleetlog bench` prints.
+   * but `log_write` and `log_index` when the log's writer has a thread of its own): divided by `fleetlog_messages_total` it is the per-message breakdown `fleetlog bench` prints.
    */
   ingestStageSeconds: Counter<'stage'>;
   /** 1 while a store (eventlog, deadletters) can write, 0 while it cannot (full disk, I/O error). */
@@ -63,9 +63,9 @@ export interface Metrics {
  * - `parse`: topic, payload and event id (parse-message.ts), on the broker's thread;
  * - `append_wait`: from handing the event to the log until it is durable, per message (wall time: mostly waiting
  *   for the group commit and its fdatasync, which runs off the thread);
- * - `log_handoff`: handing appends to the log's writer's thread and taking its answers (SQLite log), on the thread;
- * - `log_write`: the log's insert transactions (SQLite log), on the log's writer's thread;
- * - `log_index`: the log's deferred index batches and WAL checkpoints (SQLite log), on the log's writer's thread;
+ * - `log_handoff`: handing appends to the log's writer and taking its answers (SQLite log), on the thread;
+ * - `log_write`: the log's insert transactions (SQLite log), where the log's writer runs (--log-writer);
+ * - `log_index`: the log's deferred index batches and WAL checkpoints (SQLite log), where the log's writer runs;
  * - `ack`: Aedes writing the PUBACK/PUBREC once the hook calls back, on the thread.
  */
 export const INGEST_STAGES = [

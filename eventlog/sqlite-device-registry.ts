@@ -22,7 +22,7 @@ export interface DeviceRegistry {
   insert(deviceId: string): Device;
   /** A transaction committed: these devices (new ones included) now end at these versions. */
   committed(versions: ReadonlyMap<Device, number>): void;
-  /** A device the writer's thread inserted: the appending thread's registry learns its key (not its versions). */
+  /** A device the log's writer inserted: the appending side's registry learns its key (not its versions). */
   learn(deviceId: string, key: number): void;
   /** Every device key, ascending. */
   keys(): number[];

@@ -93,7 +93,7 @@ export function createSqliteEventLog(options: SqliteEventLogOptions): SqliteEven
   try {
     db = new Database(file);
     db.pragma('journal_mode = WAL');
-    db.pragma('wal_autocheckpoint = 0'); // checkpoints are the writer's thread's
+    db.pragma('wal_autocheckpoint = 0'); // checkpoints are the writer's
     db.pragma('cache_size = -16384'); // 16 MiB, for reads
     db.exec(SCHEMA);
     migrateSchema(db);

@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger.js';
 import type { Checkpointer } from './sqlite-checkpointer.js';
 import type { DeviceRegistry } from './sqlite-device-registry.js';
 
-/** The durable events not yet indexed, as the indexer needs them (the writer's thread keeps them). */
+/** The durable events not yet indexed, as the indexer needs them (the log's writer keeps them). */
 export interface Unindexed {
   events(): readonly { seq: number; deviceId: string; version: number }[];
   size(): number;
@@ -32,7 +32,7 @@ export interface IndexerOptions {
  * inserting into device-ordered B-trees at every commit would cost the writer most of its speed (sqlite-schema.ts).
  * Owns `indexedThrough` (`meta.indexed_through`): events after it are in the tail (memory) only. Indexing is one
  * transaction, not synced (it is derived data, rebuilt from the tail on open); the checkpointer is stepped here.
- * Runs on the writer's thread, on the writer's connection.
+ * Runs in the log's writer (sqlite-log-writer.ts), on the writer's connection.
  */
 export interface Indexer {
   indexedThrough(): number;

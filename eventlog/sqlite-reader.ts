@@ -18,7 +18,7 @@ export function createLogReader(options: {
   tail: LogTail;
   durableSeq: () => number;
   /**
-   * What the tail starts after. The writer's thread may have indexed further than this thread has heard (the
+   * What the tail starts after. The writer, on its thread, may have indexed further than this side has heard (the
    * tail still holds those events), so index reads stop here.
    */
   indexedThrough: () => number;

@@ -51,7 +51,7 @@ export function createLogTail(): LogTail {
         byDevice = new Map();
         return;
       }
-      // The writer's thread indexes what it has reported, so this is all of the tail; kept general all the same.
+      // The writer indexes what it has reported, so this is all of the tail; kept general all the same.
       tail = tail.filter((e) => e.seq > seq);
       byDevice = new Map();
       for (const event of tail) {

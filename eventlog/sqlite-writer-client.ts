@@ -35,7 +35,7 @@ export interface WriterClientOptions {
   onCommit?: (events: number, durationMs: number) => void;
   /**
    * Time spent, ms: `handoff` on this thread (packing appends, posting them, taking the answers), `write` and `index`
-   * on the writer's thread (insert transactions; index passes and checkpoints).
+   * where the writer runs (insert transactions; index passes and checkpoints).
    */
   onWork?: (part: 'handoff' | 'write' | 'index', ms: number) => void;
 }

@@ -42,7 +42,7 @@ export function packEvents(events: readonly NewEvent[], into: unknown[]): void {
     );
 }
 
-/** The events of a packed array (the writer's thread). */
+/** The events of a packed array (the writer). */
 export function unpackEvents(packed: readonly unknown[]): WriteEvent[] {
   const events: WriteEvent[] = [];
   for (let i = 0; i < packed.length; i += STRIDE)
@@ -94,7 +94,7 @@ export interface CrossedError {
   cause: string;
 }
 
-/** What the writer's thread is told. */
+/** What the writer is told. */
 export type WriterRequest =
   | { type: 'append'; id: number; events: unknown[] }
   | { type: 'remove'; id: number; removal: RemoveBeforeOptions }
@@ -103,7 +103,7 @@ export type WriterRequest =
   | { type: 'failSyncs'; id: number; on: boolean }
   | { type: 'close' };
 
-/** What the writer's thread answers. */
+/** What the writer answers. */
 export type WriterReply =
   /**
    * One group commit's turn is over: devices first seen (id, key), events made durable that no append was answered
